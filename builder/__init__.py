@@ -1,0 +1,1 @@
+"""A visual model builder for PyTorch: the pure-Python core (no UI)."""

@@ -1,0 +1,361 @@
+"""Shape inference by a real dummy forward pass, layer by layer, on the meta device.
+
+``infer_shapes`` is the pipeline: build each layer, run it on the previous layer's output, record what torch
+reports (shapes, parameters, FLOPs, memory, lazy sizes), stop at the first failure with a diagnosis. On the
+meta device no storage is allocated, so a design with billions of parameters costs no memory. A layer that
+needs real values (``.item()``, a data-dependent ``if``) is re-run alone on small real tensors, and the result
+says so.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parameter import UninitializedParameter
+from torch.utils.flop_counter import FlopCounterMode
+
+from builder.adapters import call_layer
+from builder.catalog import CallStyle, LayerEntry, ParamKind, call_style, catalog
+from builder.design import Design, DesignError, DType, LayerSpec, validate_design
+from builder.diagnose import LayerError, diagnose_build, diagnose_run, precheck
+
+Shape = tuple[int, ...]
+UNINITIALIZED = "<UninitializedParameter>"
+TORCH_DTYPES: dict[DType, torch.dtype] = {
+    DType.FLOAT32: torch.float32,
+    DType.FLOAT64: torch.float64,
+    DType.INT64: torch.int64,
+}
+# Errors that mean "this op needs real values", not "these shapes do not fit".
+NEEDS_VALUES = ("meta tensor", "on meta", "'meta'", "meta device", "data-dependent", "data dependent")
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter of a layer: its shape, or None while it is an UninitializedParameter."""
+
+    name: str
+    shape: Shape | None
+
+    def describe(self) -> str:
+        return UNINITIALIZED if self.shape is None else f"torch.Size({list(self.shape)})"
+
+
+@dataclass(frozen=True)
+class LayerTrace:
+    """What one layer did in the dummy forward pass (or, before it, what it holds)."""
+
+    index: int
+    id: str
+    type: str
+    input_shape: Shape | None = None
+    output_shape: Shape | None = None
+    params: int = 0
+    params_before: tuple[ParamInfo, ...] = ()
+    params_after: tuple[ParamInfo, ...] = ()
+    inferred: Mapping[str, Any] = field(default_factory=dict)
+    flops: int = 0
+    param_bytes: int = 0
+    activation_bytes: int = 0
+    device: str = "meta"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def lazy(self) -> bool:
+        """True if the layer held uninitialized parameters before the forward pass."""
+        return any(p.shape is None for p in self.params_before)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The result of inference: one LayerTrace per layer that ran, and the first error, if any."""
+
+    name: str
+    input_shape: Shape
+    input_dtype: DType
+    layers: tuple[LayerTrace, ...]
+    error: LayerError | None = None
+    ran: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.ran and self.error is None
+
+    @property
+    def output_shape(self) -> Shape | None:
+        if not self.ok or not self.layers:
+            return None
+        return self.layers[-1].output_shape
+
+    @property
+    def total_params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def total_flops(self) -> int:
+        return sum(layer.flops for layer in self.layers)
+
+    @property
+    def param_bytes(self) -> int:
+        return sum(layer.param_bytes for layer in self.layers)
+
+    @property
+    def activation_bytes(self) -> int:
+        return sum(layer.activation_bytes for layer in self.layers)
+
+    def layer(self, layer_id: str) -> LayerTrace | None:
+        """The trace of the layer with this id, if it got that far."""
+        return next((t for t in self.layers if t.id == layer_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (the CLI's --json)."""
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "input_dtype": str(self.input_dtype),
+            "layers": [_layer_dict(t) for t in self.layers],
+            "output_shape": list(self.output_shape) if self.output_shape else None,
+            "total_params": self.total_params,
+            "total_flops": self.total_flops,
+            "param_bytes": self.param_bytes,
+            "activation_bytes": self.activation_bytes,
+            "error": self.error.to_dict() if self.error else None,
+        }
+
+
+def _layer_dict(t: LayerTrace) -> dict[str, Any]:
+    return {
+        "index": t.index,
+        "id": t.id,
+        "type": t.type,
+        "input_shape": list(t.input_shape) if t.input_shape else None,
+        "output_shape": list(t.output_shape) if t.output_shape else None,
+        "params": t.params,
+        "param_shapes": {p.name: list(p.shape) if p.shape else None for p in t.params_after},
+        "inferred": dict(t.inferred),
+        "flops": t.flops,
+        "param_bytes": t.param_bytes,
+        "activation_bytes": t.activation_bytes,
+        "device": t.device,
+        "notes": list(t.notes),
+    }
+
+
+def torch_params(entry: LayerEntry | None, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Design params as torch wants them: JSON lists become tuples, except list-valued shapes."""
+    converted = {}
+    for name, value in params.items():
+        spec = entry.param(name) if entry else None
+        keep_list = spec is not None and spec.kind is ParamKind.SHAPE
+        converted[name] = tuple(value) if isinstance(value, list) and not keep_list else value
+    return converted
+
+
+def build_layer(
+    spec: LayerSpec, custom: Mapping[str, type[nn.Module]], device: str, dtype: DType
+) -> nn.Module:
+    """Construct one layer on ``device``; float64 designs get float64 layers."""
+    entry = catalog().get(spec.type)
+    factory = entry.factory if entry else custom[spec.type]
+    with torch.device(device):
+        module = factory(**torch_params(entry, spec.params))
+    if dtype is DType.FLOAT64:
+        module = module.to(torch.float64)
+    return module.eval()
+
+
+def param_state(module: nn.Module) -> tuple[ParamInfo, ...]:
+    """Every parameter's name and shape (None while uninitialized), in registration order."""
+    return tuple(
+        ParamInfo(name, None if isinstance(p, UninitializedParameter) else tuple(p.shape))
+        for name, p in module.named_parameters()
+    )
+
+
+def inferred_sizes(spec: LayerSpec, module: nn.Module) -> dict[str, Any]:
+    """Constructor arguments a lazy layer inferred (``in_features=20``), read off the materialized module."""
+    entry = catalog().get(spec.type)
+    if entry is None or not entry.lazy:
+        return {}
+    concrete = inspect.signature(type(module).__init__).parameters
+    known = {p.name for p in entry.params}
+    return {
+        name: getattr(module, name)
+        for name in concrete
+        if name not in known and name not in ("self", "device", "dtype") and hasattr(module, name)
+    }
+
+
+def _count(module: nn.Module) -> tuple[int, int]:
+    numel = nbytes = 0
+    for p in module.parameters():
+        if not isinstance(p, UninitializedParameter):
+            numel += p.numel()
+            nbytes += p.numel() * p.element_size()
+    return numel, nbytes
+
+
+def token_range(design: Design) -> int:
+    """Token ids for an int64 input are drawn below the smallest Embedding's vocabulary."""
+    sizes = [
+        layer.params.get("num_embeddings", 2)
+        for layer in design.layers
+        if layer.type in ("Embedding", "EmbeddingBag")
+    ]
+    return max(1, min(sizes, default=2))
+
+
+def dummy_input(design: Design, device: str) -> torch.Tensor:
+    """The dummy input tensor (random values when real; meta tensors have none)."""
+    shape, dtype = design.input.shape, TORCH_DTYPES[design.input.dtype]
+    if device == "meta":
+        return torch.empty(shape, dtype=dtype, device="meta")
+    generator = torch.Generator().manual_seed(0)
+    if dtype is torch.int64:
+        return torch.randint(0, token_range(design), shape, generator=generator)
+    return torch.randn(shape, dtype=dtype, generator=generator)
+
+
+def _needs_values(error: Exception) -> bool:
+    text = str(error).lower()
+    return isinstance(error, NotImplementedError) or any(marker in text for marker in NEEDS_VALUES)
+
+
+def _real_like(x: torch.Tensor, high: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    if x.dtype in (torch.int64, torch.int32):
+        return torch.randint(0, high, tuple(x.shape), generator=generator)
+    return torch.randn(tuple(x.shape), dtype=x.dtype, generator=generator)
+
+
+def _forward(module: nn.Module, style: CallStyle, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = call_layer(module, style, x)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"returned {type(out).__name__}, but a layer in a stack must return one tensor")
+    return out, counter.get_total_flops()
+
+
+@dataclass
+class _Step:
+    """The run of one layer: the module that ran, its output, its FLOPs and where it ran."""
+
+    module: nn.Module
+    out: torch.Tensor
+    flops: int
+    device: str = "meta"
+    notes: list[str] = field(default_factory=list)
+
+
+def _run_layer(
+    spec: LayerSpec, custom: Mapping[str, type[nn.Module]], design: Design, module: nn.Module, x: torch.Tensor
+) -> _Step:
+    """Run on meta; when the layer needs real values, run it alone on small real tensors instead."""
+    style = call_style(spec.type, spec.params)
+    try:
+        out, flops = _forward(module, style, x)
+        return _Step(module, out, flops)
+    except Exception as error:
+        if not _needs_values(error):
+            raise
+        reason = str(error).splitlines()[0]
+    real = build_layer(spec, custom, "cpu", design.input.dtype)
+    out, flops = _forward(real, style, _real_like(x, token_range(design)))
+    note = f"ran on small real tensors: the meta device has no values ({reason})"
+    return _Step(real, out.to("meta"), flops, "cpu", [note])
+
+
+def _trace_layer(index: int, spec: LayerSpec, x: torch.Tensor, step: _Step, before: tuple[ParamInfo, ...]) -> LayerTrace:
+    numel, nbytes = _count(step.module)
+    inferred = inferred_sizes(spec, step.module)
+    notes = [f"{name} inferred = {value}" for name, value in inferred.items()] + step.notes
+    return LayerTrace(
+        index=index,
+        id=spec.id,
+        type=spec.type,
+        input_shape=tuple(x.shape),
+        output_shape=tuple(step.out.shape),
+        params=numel,
+        params_before=before,
+        params_after=param_state(step.module),
+        inferred=inferred,
+        flops=step.flops,
+        param_bytes=nbytes,
+        activation_bytes=step.out.numel() * step.out.element_size(),
+        device=step.device,
+        notes=tuple(notes),
+    )
+
+
+def resolve_custom(design: Design) -> dict[str, type[nn.Module]]:
+    """Classes of the design's custom layers, defined in this process (trusted sources only)."""
+    if not design.custom_layers:
+        return {}
+    from builder.custom import define_trusted
+
+    return define_trusted(design.custom_layers)
+
+
+def inspect_design(design: Design, custom: Mapping[str, type[nn.Module]] | None = None) -> Trace:
+    """Build every layer without running it: parameter shapes, lazy parameters still uninitialized."""
+    validate_design(design)
+    custom = resolve_custom(design) if custom is None else custom
+    layers = []
+    for index, spec in enumerate(design.layers):
+        try:
+            module = build_layer(spec, custom, "meta", design.input.dtype)
+        except Exception as error:
+            failure = diagnose_build(index, spec, error)
+            return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers), failure, ran=False)
+        state = param_state(module)
+        numel, nbytes = _count(module)
+        layers.append(
+            LayerTrace(index, spec.id, spec.type, params=numel, params_before=state, params_after=state, param_bytes=nbytes)
+        )
+    return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers), ran=False)
+
+
+def infer_shapes(design: Design, custom: Mapping[str, type[nn.Module]] | None = None) -> Trace:
+    """Run the dummy forward pass layer by layer and record shapes, parameters, FLOPs and memory.
+
+    Args:
+        design: a validated design with at least one layer.
+        custom: classes for the design's custom layers; defined from their sources when not given.
+
+    Returns:
+        A Trace. When a layer fails, ``trace.error`` names it with a diagnosis and the layers before it keep
+        their results.
+
+    Raises:
+        DesignError: the design is invalid or has no layers.
+    """
+    validate_design(design)
+    if not design.layers:
+        raise DesignError("layers: the design has no layers; add at least one layer to the stack")
+    custom = resolve_custom(design) if custom is None else custom
+    x = dummy_input(design, "meta")
+    layers: list[LayerTrace] = []
+    for index, spec in enumerate(design.layers):
+        failure = None
+        try:
+            module = build_layer(spec, custom, "meta", design.input.dtype)
+        except Exception as error:
+            failure = diagnose_build(index, spec, error)
+        if failure is None:
+            before = param_state(module)
+            failure = precheck(index, spec, tuple(x.shape), x.dtype, before)
+        if failure is None:
+            try:
+                step = _run_layer(spec, custom, design, module, x)
+            except Exception as error:
+                failure = diagnose_run(index, spec, tuple(x.shape), x.dtype, error)
+        if failure is not None:
+            return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers), failure)
+        layers.append(_trace_layer(index, spec, x, step, before))
+        x = step.out
+    return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers))

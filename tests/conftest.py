@@ -1,0 +1,8 @@
+"""Shared test set-up: torch is imported once, and meta-device machinery warmed, before any test runs."""
+
+from __future__ import annotations
+
+import torch
+
+# The first meta op imports torch._dynamo and sympy (over a second): pay it once here, not inside a test's timeout.
+torch.nn.functional.linear(torch.empty(1, 1, device="meta"), torch.empty(1, 1, device="meta"), torch.empty(1, device="meta"))
