@@ -6,6 +6,7 @@ designs and inference can be cached by the design's JSON.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 from enum import StrEnum
@@ -216,10 +217,8 @@ def _pydantic_message(error: ValidationError, data: Any) -> str:
     loc = list(first["loc"])
     path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     if len(loc) >= 2 and loc[0] == "layers" and isinstance(loc[1], int):
-        try:
+        with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
             path += f" (layer type {data['layers'][loc[1]].get('type', '?')})"
-        except (KeyError, IndexError, TypeError, AttributeError):
-            pass
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"

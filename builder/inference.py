@@ -156,9 +156,7 @@ def torch_params(entry: LayerEntry | None, params: Mapping[str, Any]) -> dict[st
     return converted
 
 
-def build_layer(
-    spec: LayerSpec, custom: Mapping[str, type[nn.Module]], device: str, dtype: DType
-) -> nn.Module:
+def build_layer(spec: LayerSpec, custom: Mapping[str, type[nn.Module]], device: str, dtype: DType) -> nn.Module:
     """Construct one layer on ``device``; float64 designs get float64 layers."""
     entry = catalog().get(spec.type)
     factory = entry.factory if entry else custom[spec.type]
@@ -203,9 +201,7 @@ def _count(module: nn.Module) -> tuple[int, int]:
 def token_range(design: Design) -> int:
     """Token ids for an int64 input are drawn below the smallest Embedding's vocabulary."""
     sizes = [
-        layer.params.get("num_embeddings", 2)
-        for layer in design.layers
-        if layer.type in ("Embedding", "EmbeddingBag")
+        layer.params.get("num_embeddings", 2) for layer in design.layers if layer.type in ("Embedding", "EmbeddingBag")
     ]
     return max(1, min(sizes, default=2))
 
@@ -270,7 +266,9 @@ def _run_layer(
     return _Step(real, out.to("meta"), flops, "cpu", [note])
 
 
-def _trace_layer(index: int, spec: LayerSpec, x: torch.Tensor, step: _Step, before: tuple[ParamInfo, ...]) -> LayerTrace:
+def _trace_layer(
+    index: int, spec: LayerSpec, x: torch.Tensor, step: _Step, before: tuple[ParamInfo, ...]
+) -> LayerTrace:
     numel, nbytes = _count(step.module)
     inferred = inferred_sizes(spec, step.module)
     notes = [f"{name} inferred = {value}" for name, value in inferred.items()] + step.notes
@@ -315,7 +313,9 @@ def inspect_design(design: Design, custom: Mapping[str, type[nn.Module]] | None 
         state = param_state(module)
         numel, nbytes = _count(module)
         layers.append(
-            LayerTrace(index, spec.id, spec.type, params=numel, params_before=state, params_after=state, param_bytes=nbytes)
+            LayerTrace(
+                index, spec.id, spec.type, params=numel, params_before=state, params_after=state, param_bytes=nbytes
+            )
         )
     return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers), ran=False)
 
