@@ -1,0 +1,334 @@
+"""Export a design as a plain PyTorch file that runs without this project.
+
+``export_code`` is the pipeline: resolve each layer (materializing lazy ones from a trace if asked), render its
+constructor the way a person writes torch (required arguments positional, optional ones only when they differ
+from torch's default), assemble the file from small blocks (imports, custom layers, ``Stackable``, the model,
+the dummy forward pass) and format it with black. Custom layer sources are spliced in after formatting, so they
+stay exactly as the user wrote them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+import black
+from torch import nn
+
+from builder.adapters import CALLS, Stackable
+from builder.catalog import CallStyle, LayerEntry, call_style, catalog
+from builder.design import Design, DType, LayerSpec, validate_design
+from builder.inference import LayerTrace, Trace, token_range, torch_params
+
+Shape = tuple[int, ...]
+
+
+class ExportStyle(StrEnum):
+    """How the model is written out."""
+
+    SEQUENTIAL = "sequential"  # build_model() returns an nn.Sequential
+    MODULE = "module"  # an nn.Module subclass with an explicit forward
+
+
+DTYPE_NAMES: dict[DType, str] = {
+    DType.FLOAT32: "torch.float32",
+    DType.FLOAT64: "torch.float64",
+    DType.INT64: "torch.int64",
+}
+
+# Containers rendered around their repeated layer, as torch builds them: nn.TransformerEncoder(layer, num_layers=N).
+ENCODER_LAYERS: dict[str, str] = {
+    "TransformerEncoder": "TransformerEncoderLayer",
+    "TransformerDecoder": "TransformerDecoderLayer",
+}
+
+# Mixed-case acronyms that snake_case would split ("ReLU" -> "re_lu").
+WORDS: dict[str, str] = {"PReLU": "Prelu", "RReLU": "Rrelu", "ReLU": "Relu", "SiLU": "Silu"}
+
+HEADER = '''"""{title}: a PyTorch model exported by the visual model builder.
+
+Run this file to build the model and pass a dummy input through it; it prints the output shape.
+"""
+
+import torch
+{functional}from torch import nn
+'''
+
+MAIN = '''INPUT_SHAPE = {shape!r}
+INPUT_DTYPE = {dtype}
+
+
+def dummy_input() -> torch.Tensor:
+    """{input_doc}"""
+    return {input_expr}
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    model = build_model()
+    model.eval()
+    with torch.no_grad():
+        out = model(dummy_input())
+    print(tuple(out.shape))
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One layer as it is written out: the class used, its constructor call, how it is called, its output shape."""
+
+    type: str
+    expr: str
+    style: CallStyle
+    shape: Shape | None
+
+
+def _literal(value: Any) -> str:
+    """Python source for a design value (inf and nan have no literal)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f'float("{value}")'
+    if isinstance(value, tuple):
+        items = ", ".join(_literal(v) for v in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return repr(value)
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    """True when ``value`` is torch's default (True is not 1, 1 is 1.0)."""
+    return isinstance(value, bool) == isinstance(default, bool) and value == default
+
+
+def _arguments(entry: LayerEntry, params: Mapping[str, Any]) -> list[str]:
+    """Required arguments positional in signature order, then optional ones that differ from the default."""
+    values = torch_params(entry, params)
+    args = []
+    for spec in entry.params:
+        if spec.name not in values:
+            continue
+        value = values[spec.name]
+        if spec.required and not spec.keyword_only:
+            args.append(_literal(value))
+        elif not _is_default(value, spec.default):
+            args.append(f"{spec.name}={_literal(value)}")
+    return args
+
+
+def layer_source(layer_type: str, params: Mapping[str, Any]) -> str:
+    """The constructor call as a person writes it, ``nn.Conv2d(3, 8, 3, padding=1)``; custom layers get keywords."""
+    entry = catalog().get(layer_type)
+    if entry is None:
+        args = [f"{name}={_literal(value)}" for name, value in params.items()]
+        return f"{layer_type}({', '.join(args)})"
+    if layer_type in ENCODER_LAYERS:
+        inner = {name: value for name, value in params.items() if name != "num_layers"}
+        layer = layer_source(ENCODER_LAYERS[layer_type], inner)
+        return f"nn.{layer_type}({layer}, num_layers={_literal(params['num_layers'])})"
+    return f"nn.{layer_type}({', '.join(_arguments(entry, params))})"
+
+
+def _check_materializable(design: Design, trace: Trace | None) -> Trace:
+    if trace is None:
+        raise ValueError("materialize=True needs the trace of a dummy forward pass: pass trace=infer_shapes(design)")
+    if not trace.ok:
+        where = trace.error.message if trace.error else "the trace did not run the layers (it came from inspect_design)"
+        raise ValueError(f"materialize=True needs a successful trace; fix the design first: {where}")
+    missing = [spec.id for spec in design.layers if trace.layer(spec.id) is None]
+    if missing:
+        raise ValueError(f"the trace does not belong to this design (no result for {', '.join(missing)}); re-run it")
+    return trace
+
+
+def _resolve(spec: LayerSpec, ran: LayerTrace | None, materialize: bool) -> tuple[str, dict[str, Any]]:
+    """The class and arguments to write: a lazy layer becomes its concrete class with the inferred sizes."""
+    entry = catalog().get(spec.type)
+    if not (materialize and ran is not None and entry is not None and entry.lazy):
+        return spec.type, dict(spec.params)
+    concrete = getattr(nn, spec.type).cls_to_become.__name__
+    # The lazy class's own defaults can differ from the concrete one's (LazyInstanceNorm1d has affine=True).
+    defaults = {p.name: p.default for p in entry.params if not p.required}
+    return concrete, {**defaults, **ran.inferred, **spec.params}
+
+
+def _layers(design: Design, trace: Trace | None, materialize: bool) -> list[_Layer]:
+    layers = []
+    for spec in design.layers:
+        ran = trace.layer(spec.id) if trace else None
+        layer_type, params = _resolve(spec, ran, materialize)
+        shape = ran.output_shape if ran else None
+        layers.append(_Layer(layer_type, layer_source(layer_type, params), call_style(spec.type, spec.params), shape))
+    return layers
+
+
+def _comment(layer: _Layer) -> str:
+    return f"  # -> {layer.shape!r}" if layer.shape is not None else ""
+
+
+def _stackable(layer: _Layer) -> str:
+    """The sequential item: the layer, wrapped in Stackable when it takes several inputs or returns a tuple."""
+    if layer.style is CallStyle.SINGLE:
+        return layer.expr
+    n_inputs, first_output = CALLS[layer.style]
+    args = [layer.expr]
+    if n_inputs != 1:
+        args.append(f"n_inputs={n_inputs}")
+    if first_output:
+        args.append("first_output=True")
+    return f"Stackable({', '.join(args)})"
+
+
+def _returned(expr: str, design: Design) -> str:
+    return f"{expr}.double()" if design.input.dtype is DType.FLOAT64 else expr
+
+
+def _sequential(design: Design, layers: list[_Layer]) -> str:
+    items = "".join(f"    {_stackable(layer)},{_comment(layer)}\n" for layer in layers)
+    return (
+        "def build_model() -> nn.Module:\n"
+        f'    """Build the {_title(design)} model."""\n'
+        f"    model = nn.Sequential(\n{items}    )\n"
+        f"    return {_returned('model', design)}\n"
+    )
+
+
+def snake_case(name: str) -> str:
+    """``BatchNorm2d`` -> ``batch_norm2d``, ``LSTMCell`` -> ``lstm_cell``, ``LeakyReLU`` -> ``leaky_relu``."""
+    for word, replacement in WORDS.items():
+        name = name.replace(word, replacement)
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def attribute_names(layer_types: list[str]) -> list[str]:
+    """Attribute names from the snake_case type and a counter per type: linear1, relu1, linear2."""
+    counts: dict[str, int] = {}
+    names = []
+    for layer_type in layer_types:
+        base = snake_case(layer_type)
+        counts[base] = counts.get(base, 0) + 1
+        names.append(f"{base}{counts[base]}")
+    return names
+
+
+def class_name(design: Design) -> str:
+    """The model class: the design's name in CamelCase ("d2l mlp" -> "D2lMlp"), never clashing with a name in use."""
+    words = re.findall(r"[A-Za-z0-9]+", design.name)
+    name = "".join(word[:1].upper() + word[1:] for word in words) or "Model"
+    if name[0].isdigit():
+        name = f"Model{name}"
+    if keyword.iskeyword(name) or name in {*design.custom_names(), "Stackable"}:
+        name = f"{name}Model"
+    return name
+
+
+def _forward_line(attribute: str, layer: _Layer) -> str:
+    """``x = self.linear1(x)``; tuple results unpacked (``x, _ = self.lstm1(x)``), x repeated for each input."""
+    n_inputs, first_output = CALLS[layer.style]
+    target = "x, _" if first_output else "x"
+    return f"        {target} = self.{attribute}({', '.join(['x'] * n_inputs)}){_comment(layer)}\n"
+
+
+def _module(design: Design, layers: list[_Layer]) -> str:
+    name = class_name(design)
+    attributes = attribute_names([layer.type for layer in layers])
+    assigns = "".join(f"        self.{a} = {layer.expr}\n" for a, layer in zip(attributes, layers, strict=True))
+    calls = "".join(_forward_line(a, layer) for a, layer in zip(attributes, layers, strict=True))
+    return (
+        f"class {name}(nn.Module):\n"
+        f'    """The {_title(design)} model."""\n\n'
+        "    def __init__(self) -> None:\n"
+        f"        super().__init__()\n{assigns}\n"
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+        f"{calls}        return x\n\n\n"
+        "def build_model() -> nn.Module:\n"
+        f'    """Build the {_title(design)} model."""\n'
+        f"    return {_returned(f'{name}()', design)}\n"
+    )
+
+
+def _title(design: Design) -> str:
+    """The design's name, safe inside a docstring."""
+    text = " ".join(design.name.split()).replace("\\", "/").replace('"', "'")
+    return text or "untitled"
+
+
+def _main(design: Design) -> str:
+    if design.input.dtype is DType.INT64:
+        high = token_range(design)
+        doc = f"Random token ids of INPUT_SHAPE, below the vocabulary size {high}."
+        expr = f"torch.randint(0, {high}, INPUT_SHAPE)"
+    else:
+        doc = "A random input of INPUT_SHAPE and INPUT_DTYPE."
+        expr = "torch.randn(INPUT_SHAPE, dtype=INPUT_DTYPE)"
+    shape = design.input.shape
+    return MAIN.format(shape=shape, dtype=DTYPE_NAMES[design.input.dtype], input_doc=doc, input_expr=expr)
+
+
+def _header(design: Design) -> str:
+    functional = "import torch.nn.functional as F\n" if design.custom_layers else ""
+    return HEADER.format(title=_title(design), functional=functional)
+
+
+def _needs_stackable(layers: list[_Layer], style: ExportStyle) -> bool:
+    return style is ExportStyle.SEQUENTIAL and any(layer.style is not CallStyle.SINGLE for layer in layers)
+
+
+@cache
+def _stackable_source() -> str:
+    return _format(inspect.getsource(Stackable))
+
+
+def _format(source: str) -> str:
+    return black.format_str(source, mode=black.Mode()).rstrip("\n")
+
+
+def export_code(
+    design: Design,
+    trace: Trace | None = None,
+    style: ExportStyle = ExportStyle.SEQUENTIAL,
+    materialize: bool = False,
+) -> str:
+    """Write the design as a runnable PyTorch file that never imports this project.
+
+    The file defines ``build_model()``, ``INPUT_SHAPE`` and ``INPUT_DTYPE``; run as a script it does the dummy
+    forward pass and prints the output shape, such as ``(2, 10)``.
+
+    Args:
+        design: the design to export (validated here).
+        trace: its ``infer_shapes`` result; each layer line then ends with its output shape, ``# -> (2, 256)``.
+        style: an ``nn.Sequential`` (layers taking several inputs wrapped in ``Stackable``) or an ``nn.Module``
+            subclass with an explicit forward.
+        materialize: write lazy layers as their concrete classes with the sizes the trace inferred
+            (``LazyLinear(256)`` -> ``Linear(20, 256)``); needs a successful trace.
+
+    Returns:
+        The source, formatted with black, the same for the same arguments.
+
+    Raises:
+        DesignError: the design is invalid.
+        ValueError: ``materialize`` without a successful trace of this design.
+    """
+    validate_design(design)
+    if materialize:
+        trace = _check_materializable(design, trace)
+    layers = _layers(design, trace, materialize)
+    model = _sequential(design, layers) if style is ExportStyle.SEQUENTIAL else _module(design, layers)
+    blocks = [
+        _format(_header(design)),
+        *(spec.source.strip("\n") for spec in design.custom_layers),  # verbatim, not reformatted
+        *([_stackable_source()] if _needs_stackable(layers, style) else []),
+        _format(model),
+        _format(_main(design)),
+    ]
+    return "\n\n\n".join(blocks) + "\n"
