@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from torch.nn.parameter import UninitializedParameter
 from torch.utils.flop_counter import FlopCounterMode
 
 from builder.adapters import call_layer
-from builder.catalog import CallStyle, LayerEntry, ParamKind, call_style, catalog
+from builder.catalog import CallStyle, Category, LayerEntry, ParamKind, call_style, catalog
 from builder.design import Design, DesignError, DType, LayerSpec, validate_design
 from builder.diagnose import LayerError, diagnose_build, diagnose_run, precheck
 
@@ -31,6 +32,9 @@ TORCH_DTYPES: dict[DType, torch.dtype] = {
     DType.FLOAT64: torch.float64,
     DType.INT64: torch.int64,
 }
+FLOP_CATEGORIES = frozenset(
+    {Category.LINEAR, Category.CONVOLUTION, Category.RECURRENT, Category.TRANSFORMER, Category.EMBEDDING, Category.LAZY}
+)
 # Errors that mean "this op needs real values", not "these shapes do not fit".
 NEEDS_VALUES = ("meta tensor", "on meta", "'meta'", "meta device", "data-dependent", "data dependent")
 
@@ -229,12 +233,23 @@ def _real_like(x: torch.Tensor, high: int) -> torch.Tensor:
     return torch.randn(tuple(x.shape), dtype=x.dtype, generator=generator)
 
 
-def _forward(module: nn.Module, style: CallStyle, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+def counts_flops(layer_type: str) -> bool:
+    """Whether to run a layer under FlopCounterMode, which has formulas only for matmul, conv and attention.
+
+    The other built-in families (activations, pooling, normalization, dropout, padding, shape) never reach
+    those ops, and counting slows the meta pass by a third; custom layers are always counted.
+    """
+    entry = catalog().get(layer_type)
+    return entry is None or entry.category in FLOP_CATEGORIES
+
+
+def _forward(module: nn.Module, style: CallStyle, x: torch.Tensor, count: bool) -> tuple[torch.Tensor, int]:
+    counter = FlopCounterMode(display=False) if count else nullcontext()
+    with torch.no_grad(), counter:
         out = call_layer(module, style, x)
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"returned {type(out).__name__}, but a layer in a stack must return one tensor")
-    return out, counter.get_total_flops()
+    return out, counter.get_total_flops() if count else 0
 
 
 @dataclass
@@ -252,16 +267,16 @@ def _run_layer(
     spec: LayerSpec, custom: Mapping[str, type[nn.Module]], design: Design, module: nn.Module, x: torch.Tensor
 ) -> _Step:
     """Run on meta; when the layer needs real values, run it alone on small real tensors instead."""
-    style = call_style(spec.type, spec.params)
+    style, count = call_style(spec.type, spec.params), counts_flops(spec.type)
     try:
-        out, flops = _forward(module, style, x)
+        out, flops = _forward(module, style, x, count)
         return _Step(module, out, flops)
     except Exception as error:
         if not _needs_values(error):
             raise
         reason = str(error).splitlines()[0]
     real = build_layer(spec, custom, "cpu", design.input.dtype)
-    out, flops = _forward(real, style, _real_like(x, token_range(design)))
+    out, flops = _forward(real, style, _real_like(x, token_range(design)), count)
     note = f"ran on small real tensors: the meta device has no values ({reason})"
     return _Step(real, out.to("meta"), flops, "cpu", [note])
 
