@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -116,16 +116,21 @@ def _linear(spec: LayerSpec, shape: Shape) -> tuple[str, tuple[Fix, ...]] | None
     want = spec.params.get("in_features")
     if want is None or shape[-1] == want:
         return None
-    if len(shape) > 2:
-        flat = math.prod(shape[1:])
-        problem = (
-            f"expected input of shape (N, {want}) but got a {len(shape)}-D input {_fmt(shape)}; "
-            f"a Linear layer mixes only the last dimension"
-        )
-        fix = Fix(FixKind.INSERT_FLATTEN, f"insert Flatten before it and set in_features={flat}", "in_features", flat)
-        return problem, (fix,)
-    problem = f"expected in_features={want} (input (N, {want})) but got input {_fmt(shape)} with {shape[-1]} features"
-    return problem, _set_or_lazy(spec, "in_features", shape[-1])
+    if len(shape) <= 2:
+        problem = f"expected in_features={want} but got input {_fmt(shape)} with {shape[-1]} features"
+        return problem, _set_or_lazy(spec, "in_features", shape[-1])
+    flat = math.prod(shape[1:])
+    problem = (
+        f"expected in_features={want} in the last dimension but got a {len(shape)}-D input {_fmt(shape)}; "
+        f"a Linear layer mixes only the last dimension"
+    )
+    flatten = Fix(FixKind.INSERT_FLATTEN, f"insert Flatten before it and set in_features={flat}", "in_features", flat)
+    if flat == want:
+        return problem, (Fix(FixKind.INSERT_FLATTEN, "insert Flatten before it"),)
+    last = Fix(FixKind.SET_PARAM, f"set in_features={shape[-1]} to act on each position", "in_features", shape[-1])
+    # A 3-D input is usually a sequence (N, L, features); a 4-D or 5-D one, feature maps to flatten.
+    first, second = (last, flatten) if len(shape) == 3 else (flatten, last)
+    return problem, (first, replace(second, certain=False))
 
 
 def _conv(spec: LayerSpec, shape: Shape, error: Exception) -> tuple[str, tuple[Fix, ...]] | None:
@@ -153,7 +158,29 @@ def _conv(spec: LayerSpec, shape: Shape, error: Exception) -> tuple[str, tuple[F
     return None
 
 
+# Input ranks torch accepts for the normalization layers that check them (batched last).
+NORM_RANKS: dict[str, tuple[int, ...]] = {
+    "BatchNorm1d": (2, 3), "BatchNorm2d": (4,), "BatchNorm3d": (5,),
+    "InstanceNorm1d": (2, 3), "InstanceNorm2d": (3, 4), "InstanceNorm3d": (4, 5),
+}  # fmt: skip
+
+
+def _norm_rank(spec: LayerSpec, shape: Shape) -> tuple[str, tuple[Fix, ...]] | None:
+    """A norm layer of the wrong dimensionality: setting its size would not help, its 1d/2d/3d variant would."""
+    ranks = NORM_RANKS.get(spec.type)
+    if ranks is None or len(shape) in ranks:
+        return None
+    family = spec.type[:-2]
+    fitting = [f"{family}{d}d" for d in (1, 2, 3) if len(shape) in NORM_RANKS[f"{family}{d}d"]]
+    expected = " or ".join(f"{rank}-D" for rank in ranks)
+    problem = f"expected a {expected} input but got a {len(shape)}-D input {_fmt(shape)}"
+    return problem + (f"; use {fitting[0]} for this input" if fitting else ""), ()
+
+
 def _norm(spec: LayerSpec, shape: Shape) -> tuple[str, tuple[Fix, ...]] | None:
+    wrong_rank = _norm_rank(spec, shape)
+    if wrong_rank is not None:
+        return wrong_rank
     param = "num_channels" if spec.type == "GroupNorm" else "num_features"
     want = spec.params.get(param)
     if want is None or len(shape) < 2:

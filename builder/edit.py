@@ -21,7 +21,7 @@ INPUT_PRESETS: dict[str, tuple[tuple[int, ...], DType]] = {
 
 def parse_shape(text: str) -> tuple[int, ...]:
     """Read a shape typed as ``2, 20`` or ``(1, 3, 224, 224)``; raise DesignError saying what is wrong."""
-    parts = [p for p in re.split(r"[\s,x×]+", text.strip().strip("()[]")) if p]
+    parts = [p for p in re.split(r"[\s,]+|(?<=\d)[x×](?=\d)", text.strip().strip("()[]")) if p]
     if not parts:
         raise DesignError("input shape: type sizes separated by commas, such as 2, 20")
     if not all(p.isdigit() for p in parts):

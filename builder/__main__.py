@@ -1,0 +1,5 @@
+"""``python -m builder``: see builder.cli."""
+
+from builder.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,326 @@
+"""The command line: most cases call ``builder.cli.main`` in this process; a few run ``python -m builder`` for
+real, to check exit codes, that no traceback leaks and that ``summary`` imports only what it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder import cli
+from builder.graph import OUTPUT_ID
+
+ROOT = Path(__file__).resolve().parent.parent
+MLP = ROOT / "examples" / "d2l-mlp.json"
+CUSTOM = ROOT / "examples" / "my-linear.json"
+
+
+def _layers(*layers: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": layer_type, "params": params} for layer_type, params in layers]
+
+
+def _json(shape: list[int], *layers: tuple[str, dict[str, Any]]) -> str:
+    return json.dumps({"name": "case", "input": {"shape": shape}, "layers": _layers(*layers)})
+
+
+BROKEN = _json(
+    [2, 20], ("Linear", {"in_features": 20, "out_features": 64}), ("Linear", {"in_features": 30, "out_features": 10})
+)
+
+# name -> (file text, phrases the one-line error must contain)
+BAD_INPUTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "mismatched in_features": (
+        _json([2, 20], ("Linear", {"in_features": 30, "out_features": 10})),
+        ("layer 1 Linear", "set in_features=20"),
+    ),
+    "mismatched channels": (
+        _json([1, 3, 28, 28], ("Conv2d", {"in_channels": 1, "out_channels": 8, "kernel_size": 3})),
+        ("layer 1 Conv2d", "expected 1 input channels", "set in_channels=3"),
+    ),
+    "missing Flatten": (
+        _json(
+            [1, 1, 8, 8],
+            ("Conv2d", {"in_channels": 1, "out_channels": 4, "kernel_size": 3}),
+            ("Linear", {"in_features": 144, "out_features": 10}),
+        ),
+        ("layer 2 Linear", "insert Flatten"),
+    ),
+    "unknown layer type": (
+        _json([1, 1, 8, 8], ("Conv2D", {"in_channels": 1, "out_channels": 4, "kernel_size": 3})),
+        ("layers[0] (Conv2D)", "did you mean 'Conv2d'?"),
+    ),
+    "misspelled parameter": (
+        _json([1, 1, 8, 8], ("Conv2d", {"in_channels": 1, "out_channels": 4, "kernal_size": 3})),
+        ("layers[0] (Conv2d)", "did you mean 'kernel_size'?"),
+    ),
+    "negative size": (
+        _json([2, 20], ("Linear", {"in_features": 20, "out_features": -5})),
+        ("layers[0] (Linear)", "'out_features' must be at least 1, got -5"),
+    ),
+    "kernel larger than its input": (
+        _json([1, 1, 4, 4], ("Conv2d", {"in_channels": 1, "out_channels": 4, "kernel_size": 5})),
+        ("layer 1 Conv2d", "kernel_size 5 is larger", "reduce kernel_size"),
+    ),
+    "malformed JSON": ('{"input": {"shape": [2, 20]},\n  "layers": [}', ("not valid JSON", "line 2, column 14")),
+    "empty stack": (_json([2, 20]), ("no layers", "add at least one layer")),
+    "not a design": ("[1, 2, 3]", ("must hold a JSON object",)),
+}
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``main(argv)`` in this process: (exit status, stdout, stderr)."""
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse on wrong usage
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _assert_one_error_line(err: str, *phrases: str) -> None:
+    assert err.startswith("error: "), err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for phrase in phrases:
+        assert phrase in err
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    def write_file(text: str, name: str = "design.json") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write_file
+
+
+@pytest.mark.parametrize("command", ["summary", "graph", "export"])
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_exits_1_naming_the_layer_and_the_fix(name: str, command: str, write, capsys) -> None:
+    text, phrases = BAD_INPUTS[name]
+    code, _, err = run([command, write(text)], capsys)
+    assert code == 1
+    _assert_one_error_line(err, *phrases)
+
+
+def _unreadable(tmp_path: Path, kind: str) -> Path:
+    """A path the CLI cannot read as a design file."""
+    if kind == "directory":
+        return tmp_path
+    path = tmp_path / f"{kind}.json"
+    if kind == "not-utf8":
+        path.write_bytes(b'{"name": "\xe9"}')  # latin-1
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "phrase"), [("missing", "no such file"), ("directory", "is a directory"), ("not-utf8", "cannot read")]
+)
+def test_unreadable_file_exits_1(kind: str, phrase: str, tmp_path: Path, capsys) -> None:
+    path = _unreadable(tmp_path, kind)
+    code, out, err = run(["summary", path], capsys)
+    assert (code, out) == (1, "")
+    _assert_one_error_line(err, str(path), phrase)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["sumary", MLP],
+        ["summary"],
+        ["export", MLP, "--style", "functional"],
+        ["summary", MLP, "--input-shape", "2,a"],
+    ],
+    ids=["no-command", "unknown-command", "no-file", "bad-style", "bad-shape"],
+)
+def test_wrong_usage_exits_2(argv: list[Any], capsys) -> None:
+    code, out, err = run(argv, capsys)
+    assert code == 2 and out == ""
+    assert "usage:" in err and "Traceback" not in err
+
+
+def test_summary_prints_the_table(capsys) -> None:
+    code, out, err = run(["summary", MLP], capsys)
+    assert (code, err) == (0, "")
+    assert "in_features inferred = 20" in out
+    assert "Output shape: (2, 10)" in out and "Total params: 7,946" in out
+
+
+def test_summary_json(capsys) -> None:
+    code, out, _ = run(["summary", MLP, "--json"], capsys)
+    data = json.loads(out)
+    assert code == 0
+    assert data["output_shape"] == [2, 10] and data["total_params"] == 7946 and data["error"] is None
+    first = data["layers"][0]
+    assert {k: first[k] for k in ("index", "type", "input_shape", "output_shape", "params")} == {
+        "index": 0, "type": "LazyLinear", "input_shape": [2, 20], "output_shape": [2, 256], "params": 5376,
+    }  # fmt: skip
+
+
+def test_summary_input_shape_overrides_the_design(capsys) -> None:
+    code, out, _ = run(["summary", MLP, "--input-shape", "8,5", "--json"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["input_shape"] == [8, 5] and data["output_shape"] == [8, 10]
+    assert data["layers"][0]["inferred"] == {"in_features": 5}
+
+
+def test_summary_of_a_failing_design_prints_what_ran_and_the_error_once(write, capsys) -> None:
+    code, out, err = run(["summary", write(BROKEN)], capsys)
+    assert code == 1
+    assert "layer-1" in out and "(2, 64)" in out
+    assert "in_features=30" not in out  # the diagnosis goes to stderr only
+    _assert_one_error_line(err, "layer 2 Linear", "set in_features=64")
+
+
+def test_summary_json_of_a_failing_design_carries_the_error(write, capsys) -> None:
+    code, out, err = run(["summary", write(BROKEN), "--json"], capsys)
+    assert code == 1
+    assert json.loads(out)["error"]["index"] == 1
+    _assert_one_error_line(err, "set in_features=64")
+
+
+def test_graph_prints_dot_with_shapes(capsys) -> None:
+    code, out, err = run(["graph", MLP], capsys)
+    assert (code, err) == (0, "")
+    assert out.startswith('digraph "d2l-mlp" {')
+    assert '[label="(2, 256)"]' in out and "in_features = 20" in out
+
+
+def test_graph_of_a_failing_design_is_written_then_exits_1(write, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "broken.gv"
+    code, _, err = run(["graph", write(BROKEN), "-o", target], capsys)
+    assert code == 1
+    source = target.read_text(encoding="utf-8")
+    assert 'color="#d32f2f"' in source and f"{OUTPUT_ID} [" in source
+    assert err.splitlines()[-1].startswith("error: layer 2 Linear")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot binary is not installed")
+def test_graph_writes_svg(tmp_path: Path, capsys) -> None:
+    code, out, err = run(["graph", MLP, "-o", tmp_path / "mlp.svg"], capsys)
+    assert (code, out) == (0, "")
+    assert "wrote" in err
+    assert b"<svg" in (tmp_path / "mlp.svg").read_bytes()
+
+
+def test_graph_image_without_dot_exits_1_with_the_way_out(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    code, _, err = run(["graph", MLP, "-o", tmp_path / "mlp.png"], capsys)
+    assert code == 1
+    _assert_one_error_line(err, "install graphviz", ".gv")
+
+
+def test_graph_unknown_suffix_exits_1(tmp_path: Path, capsys) -> None:
+    code, _, err = run(["graph", MLP, "-o", tmp_path / "mlp.jpeg"], capsys)
+    assert code == 1
+    _assert_one_error_line(err, ".jpeg", ".svg")
+
+
+def test_export_styles_match_builder_export() -> None:
+    from builder.export import ExportStyle
+
+    assert tuple(ExportStyle) == cli.EXPORT_STYLES
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ([], "nn.LazyLinear(256),  # -> (2, 256)"),
+        (["--style", "module"], "class D2lMlp(nn.Module):"),
+        (["--materialize"], "nn.Linear(20, 256),  # -> (2, 256)"),
+    ],
+)
+def test_export_prints_code(options: list[str], expected: str, capsys) -> None:
+    code, out, err = run(["export", MLP, *options], capsys)
+    assert (code, err) == (0, "")
+    assert "def build_model()" in out and expected in out
+    compile(out, "exported.py", "exec")
+
+
+def test_export_writes_a_file(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "model.py"
+    code, out, err = run(["export", MLP, "-o", target], capsys)
+    assert (code, out) == (0, "")
+    assert "def build_model()" in target.read_text(encoding="utf-8")
+    assert err == f"wrote {target}\n"
+
+
+def test_export_of_a_failing_design_writes_the_code_then_exits_1(write, capsys) -> None:
+    code, out, err = run(["export", write(BROKEN)], capsys)
+    assert code == 1
+    assert "nn.Linear(30, 10)" in out
+    _assert_one_error_line(err, "set in_features=64")
+
+
+def test_materialize_of_a_failing_design_writes_nothing(write, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "model.py"
+    code, out, err = run(["export", write(BROKEN), "--materialize", "-o", target], capsys)
+    assert (code, out) == (1, "")
+    assert not target.exists()
+    _assert_one_error_line(err, "--materialize needs a design whose forward pass runs", "set in_features=64")
+
+
+def test_custom_layers_run_in_process_with_trust(capsys) -> None:
+    code, out, _ = run(["summary", CUSTOM, "--trust"], capsys)
+    assert code == 0 and "Output shape: (2, 8)" in out
+
+
+def test_custom_layers_without_trust_run_in_the_sandbox(capsys) -> None:
+    code, out, err = run(["summary", CUSTOM], capsys)
+    assert (code, err) == (0, "")
+    assert "Output shape: (2, 8)" in out
+
+
+def test_custom_layer_that_fails_in_the_sandbox_exits_1_with_its_message(write, capsys) -> None:
+    source = "class Boom(nn.Module):\n    def forward(self, X):\n        raise ValueError('no')\n"
+    design = json.loads(_json([2, 4], ("Boom", {})))
+    design["custom_layers"] = [{"name": "Boom", "source": source}]
+    code, _, err = run(["summary", write(json.dumps(design))], capsys)
+    assert code == 1
+    _assert_one_error_line(err, "layer 1 Boom")
+
+
+# Real processes: each imports torch (over a second), so only these few.
+
+
+def _python(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_process_summary_exits_0_and_imports_only_what_it_needs() -> None:
+    done = _python("-X", "importtime", "-m", "builder", "summary", "examples/d2l-mlp.json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Total params: 7,946" in done.stdout
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    unwanted = {"pandas", "streamlit", "black", "graphviz", "builder.export", "builder.graph"}
+    assert not imported & unwanted
+
+
+def test_process_failing_forward_pass_exits_1_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text(BROKEN, encoding="utf-8")
+    done = _python("-m", "builder", "graph", str(path))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: layer 2 Linear") and "Traceback" not in done.stderr
+    assert "digraph" in done.stdout
+
+
+def test_process_malformed_json_exits_1_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"input": {"shape": [2, 20]},\n  "layers": [}', encoding="utf-8")
+    done = _python("-m", "builder", "summary", str(path))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"error: {path}: not valid JSON: Expecting value at line 2, column 14\n"
+
+
+def test_process_wrong_usage_exits_2() -> None:
+    done = _python("-m", "builder", "summary")
+    assert done.returncode == 2 and "usage:" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,169 @@
+"""The graph: golden DOT files, plus what a user sees in it before, after and when the forward pass fails.
+
+Regenerate the golden files with ``UPDATE_GOLDEN=1 pytest tests/test_graph.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import graphviz
+import pytest
+
+from builder.design import Design, InputSpec, LayerSpec
+from builder.graph import INPUT_ID, OUTPUT_ID, WRAP, GraphError, key_args, render_graph, write_graph
+from builder.inference import Trace, infer_shapes, inspect_design
+
+GOLDEN = Path(__file__).parent / "golden" / "graph"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+RED = "#d32f2f"
+
+
+def _design(name: str, *layers: tuple[str, dict]) -> Design:
+    specs = tuple(LayerSpec(type=layer_type, params=params) for layer_type, params in layers)
+    return Design(name=name, input=InputSpec(shape=(2, 20)), layers=specs)
+
+
+MLP = _design("d2l-mlp", ("LazyLinear", {"out_features": 256}), ("ReLU", {}), ("LazyLinear", {"out_features": 10}))
+FAILING = _design(
+    "broken",
+    ("Linear", {"in_features": 20, "out_features": 64}),
+    ("ReLU", {}),
+    ("Linear", {"in_features": 30, "out_features": 10}),
+    ("LazyLinear", {"out_features": 2}),
+)
+
+
+def _node(graph: graphviz.Digraph, node_id: str) -> str:
+    """The DOT line that declares ``node_id``."""
+    quoted = re.escape(f'"{node_id}"' if "-" in node_id else node_id)
+    return next(line for line in graph.body if re.match(rf"\s*{quoted} \[", line))
+
+
+def _edges(graph: graphviz.Digraph) -> list[str]:
+    """Edge labels, top to bottom."""
+    return re.findall(r'-> \S+ \[label="([^"]*)"', graph.source)
+
+
+def _check_golden(name: str, source: str) -> None:
+    path = GOLDEN / f"{name}.gv"
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+    assert path.exists(), f"missing golden file {path}: run UPDATE_GOLDEN=1 pytest tests/test_graph.py"
+    assert source == path.read_text(encoding="utf-8"), f"{path} differs; if the change is wanted, UPDATE_GOLDEN=1"
+
+
+@pytest.fixture(scope="module")
+def traces() -> dict[str, Trace | None]:
+    return {
+        "mlp-no-trace": None,
+        "mlp-before-run": inspect_design(MLP),
+        "mlp-after-run": infer_shapes(MLP),
+        "failing": infer_shapes(FAILING),
+    }
+
+
+@pytest.mark.parametrize("name", ["mlp-no-trace", "mlp-before-run", "mlp-after-run", "failing"])
+def test_graph_matches_golden_file(name: str, traces: dict[str, Trace | None]) -> None:
+    design = FAILING if name == "failing" else MLP
+    _check_golden(name, render_graph(design, traces[name]).source)
+
+
+def test_before_the_run_shapes_are_unknown_and_lazy_parameters_uninitialized(traces: dict) -> None:
+    graph = render_graph(MLP, traces["mlp-before-run"])
+    assert _edges(graph) == ["(2, 20)", "?", "?", "?"]  # only the input's shape is known
+    lazy = _node(graph, "layer-1")
+    assert "weight: <UninitializedParameter>" in lazy and "in_features" not in lazy
+    assert "dashed" in lazy
+    assert "dashed" not in _node(graph, "layer-2")  # ReLU is not lazy
+    assert "output\\n?" in _node(graph, OUTPUT_ID)
+
+
+def test_after_the_run_shapes_and_inferred_sizes_are_shown(traces: dict) -> None:
+    graph = render_graph(MLP, traces["mlp-after-run"])
+    assert _edges(graph) == ["(2, 20)", "(2, 256)", "(2, 256)", "(2, 10)"]
+    first = _node(graph, "layer-1")
+    assert "weight: (256, 20)" in first and "bias: (256,)" in first
+    assert "in_features = 20" in first
+    assert "UninitializedParameter" not in graph.source
+    assert "dashed" not in graph.source  # materialized lazy layers look like the others
+    assert "output\\n(2, 10)" in _node(graph, OUTPUT_ID)
+
+
+def test_without_a_trace_only_the_design_is_drawn() -> None:
+    graph = render_graph(MLP)
+    assert _edges(graph) == ["(2, 20)", "?", "?", "?"]
+    assert "LazyLinear(out_features=256)" in _node(graph, "layer-1")
+    assert "dashed" in _node(graph, "layer-1")
+    assert "weight" not in graph.source
+
+
+def test_failing_layer_is_red_with_its_diagnosis_and_later_layers_grey(traces: dict) -> None:
+    graph = render_graph(FAILING, traces["failing"])
+    failing = _node(graph, "layer-3")
+    assert f'color="{RED}"' in failing
+    assert "set\\nin_features=64" in failing or "set in_features=64" in failing
+    assert f'color="{RED}"' not in _node(graph, "layer-2")
+    unreached = _node(graph, "layer-4")
+    assert 'fontcolor="#9e9e9e"' in unreached and RED not in unreached
+    assert _edges(graph) == ["(2, 20)", "(2, 64)", "(2, 64)", "?", "?"]
+    assert "output\\n?" in _node(graph, OUTPUT_ID)
+
+
+def test_diagnosis_is_wrapped(traces: dict) -> None:
+    label = re.search(r'label="([^"]*)"', _node(render_graph(FAILING, traces["failing"]), "layer-3")).group(1)
+    lines = label.split("\\n")
+    assert len(lines) > 3
+    assert max(len(line) for line in lines) <= WRAP
+
+
+def test_node_ids_are_layer_ids_and_output_is_deterministic() -> None:
+    design = Design(
+        input=InputSpec(shape=(2, 20)),
+        layers=(
+            LayerSpec(type="Linear", params={"in_features": 20, "out_features": 3}, id="head", label="classifier"),
+        ),
+    )
+    first = render_graph(design, infer_shapes(design)).source
+    assert first == render_graph(design, infer_shapes(design)).source
+    graph = render_graph(design, infer_shapes(design))
+    assert "classifier\\nLinear(in_features=20, out_features=3)" in _node(graph, "head")
+    assert f"{INPUT_ID} -> head" in graph.source and f"head -> {OUTPUT_ID}" in graph.source
+
+
+def test_key_args_leave_out_torch_defaults() -> None:
+    spec = LayerSpec(type="Conv2d", params={"in_channels": 1, "out_channels": 6, "kernel_size": 5, "padding": 0})
+    assert key_args(spec) == {"in_channels": 1, "out_channels": 6, "kernel_size": 5}
+    assert key_args(LayerSpec(type="Dropout", params={"p": 0.2})) == {"p": 0.2}
+    assert key_args(LayerSpec(type="Dropout", params={"p": 0.5})) == {}
+    assert key_args(LayerSpec(type="Mine", params={"units": 8})) == {"units": 8}  # custom: all shown
+
+
+def test_write_graph_as_dot_source(tmp_path: Path) -> None:
+    graph = render_graph(MLP)
+    path = write_graph(graph, tmp_path / "mlp.gv")
+    assert path.read_text(encoding="utf-8") == graph.source
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot binary is not installed")
+@pytest.mark.parametrize(("suffix", "magic"), [(".svg", b"<?xml"), (".png", b"\x89PNG")])
+def test_write_graph_as_an_image(tmp_path: Path, suffix: str, magic: bytes) -> None:
+    path = write_graph(render_graph(MLP), tmp_path / f"mlp{suffix}")
+    assert path.read_bytes().startswith(magic)
+
+
+def test_images_without_dot_say_to_install_graphviz_or_write_gv(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(GraphError, match="install graphviz") as caught:
+        write_graph(render_graph(MLP), tmp_path / "mlp.svg")
+    assert ".gv" in str(caught.value)
+    assert not (tmp_path / "mlp.svg").exists()
+
+
+def test_unknown_suffix_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(GraphError, match=r"\.gv.*\.png.*\.svg"):
+        write_graph(render_graph(MLP), tmp_path / "mlp.pdf")
