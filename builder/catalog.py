@@ -171,9 +171,9 @@ def _encoder_signature(layer_cls: type[nn.Module]) -> list[inspect.Parameter]:
 
 # Signatures torch hides behind *args (RNN, LSTM, GRU) or that take a sub-module (TransformerEncoder/Decoder).
 SIGNATURE_OVERRIDES: dict[str, Any] = {
-    "RNN": lambda: _rnn_signature({"nonlinearity": "tanh"}),
+    "RNN": lambda: [p for p in _rnn_signature({"nonlinearity": "tanh"}) if p.name != "proj_size"],
     "LSTM": lambda: _rnn_signature({}),
-    "GRU": lambda: [p for p in _rnn_signature({}) if p.name != "proj_size"],
+    "GRU": lambda: [p for p in _rnn_signature({}) if p.name != "proj_size"],  # only LSTM projects
     "TransformerEncoder": lambda: _encoder_signature(nn.TransformerEncoderLayer),
     "TransformerDecoder": lambda: _encoder_signature(nn.TransformerDecoderLayer),
 }
