@@ -1,0 +1,195 @@
+"""The visual model builder (``streamlit run app.py``), opening on its Build page.
+
+Build: drag layers into a stack, set their parameters and the input, run the dummy forward pass. The other pages
+are in ``pages/``; every page sets itself up and writes the design back into the URL through ``ui.frame``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from builder.design import Design, DesignError
+from builder.diagnose import Fix, LayerError
+from builder.edit import apply_fix
+from builder.graph import render_graph
+from builder.inference import Trace
+from builder.summary import format_shape, summary_rows
+from ui import frame, inspector, stack, state
+
+STEP_SECONDS = 0.15  # the forward pass fills the graph one layer at a time, at this pace...
+MAX_ANIMATION_SECONDS = 4.0  # ...unless the stack is long
+
+
+# ---------------------------------------------------------------- forward pass, graph, errors
+
+
+def run_controls_ui() -> tuple[bool, bool]:
+    """The run button and its modes; returns (run clicked, animate layer by layer)."""
+    clicked = st.button("Run dummy forward pass", key="run_forward", type="primary", icon=":material/play_arrow:")
+    mode_col, live_col = st.columns([1, 1], vertical_alignment="center")
+    mode = mode_col.segmented_control(
+        "Show the run",
+        ["layer by layer", "instant"],
+        default="layer by layer",
+        key="animation",
+        label_visibility="collapsed",
+    )
+    live_col.toggle("Live: re-run after every edit", key="live")
+    return clicked, mode != "instant"
+
+
+def view_trace(design: Design) -> Trace | None:
+    """The forward pass if it was run on this design (or live mode is on), else the layers as built."""
+    if not design.layers:
+        return None
+    try:
+        return state.trace_of(design, run=state.ran(design))
+    except DesignError as error:
+        st.error(str(error))
+        return None
+
+
+def graph_ui(design: Design, trace: Trace | None, animate: bool) -> None:
+    """The graph; when animating, it fills in one layer at a time with a progress bar."""
+    chart = st.empty()
+    if animate and trace is not None and trace.layers:
+        progress = st.progress(0.0, text="Running the dummy forward pass...")
+        delay = min(STEP_SECONDS, MAX_ANIMATION_SECONDS / len(trace.layers))
+        for count in range(1, len(trace.layers) + 1):
+            chart.graphviz_chart(render_graph(design, state.partial(trace, count)))
+            progress.progress(count / len(trace.layers), text=f"Layer {count} of {len(design.layers)}")
+            time.sleep(delay)
+        progress.empty()
+    chart.graphviz_chart(render_graph(design, trace))
+
+
+def fix_clicked(error: LayerError, fix: Fix) -> None:
+    """Apply a suggested fix; the fixed design counts as run if the broken one was, so the graph updates."""
+    design = state.current()
+    was_run = state.ran(design)
+    fixed = apply_fix(design, error, fix)
+    state.commit(fixed)
+    st.session_state[stack.SELECTED] = error.layer_id if error.layer_id in {s.id for s in fixed.layers} else None
+    if was_run:
+        state.mark_ran(fixed)
+
+
+def error_ui(trace: Trace | None) -> None:
+    """The failing layer's explanation, with one button per fix (the certain ones first-class)."""
+    error = trace.error if trace else None
+    if error is None:
+        return
+    st.error(error.message, icon=":material/error:")
+    for position, fix in enumerate(error.fixes):
+        label, kind = (f"Fix: {fix.description}", "primary") if fix.certain else (f"Or: {fix.description}", "secondary")
+        st.button(
+            label,
+            key=f"fix.{error.layer_id}.{position}",
+            type=kind,
+            icon=":material/build:",
+            on_click=fix_clicked,
+            args=(error, fix),
+        )
+
+
+def status_ui(design: Design, trace: Trace | None) -> None:
+    """One line saying what the graph shows and what to do next."""
+    if trace is None or trace.error is not None:
+        return
+    if trace.ran:
+        st.success(f"Output shape {format_shape(trace.output_shape)}: every layer ran.", icon=":material/check:")
+    else:
+        st.info("Shapes show as ? and lazy weights as <UninitializedParameter> until you run the forward pass.")
+
+
+# ---------------------------------------------------------------- results
+
+
+def totals_ui(trace: Trace) -> None:
+    output, params, flops, memory = st.columns(4)
+    output.metric("Output shape", format_shape(trace.output_shape))
+    params.metric("Parameters", f"{trace.total_params:,}")
+    flops.metric("FLOPs", f"{trace.total_flops:,}")
+    memory.metric("Parameter memory", f"{trace.param_bytes / 1e6:.2f} MB")
+
+
+def table_ui(design: Design, trace: Trace) -> None:
+    """The per-layer table, its totals and its CSV."""
+    table = pd.DataFrame(summary_rows(trace))
+    totals_ui(trace)
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button(
+        "Download table (CSV)",
+        table.to_csv(index=False),
+        file_name=f"{design.name}-summary.csv",
+        mime="text/csv",
+        icon=":material/table:",
+        key="summary_csv",
+    )
+
+
+def lazy_ui(trace: Trace) -> None:
+    """Each lazy parameter before and after the forward pass."""
+    rows = [
+        {
+            "parameter": f"{layer.index + 1} {layer.type}.{before.name}",
+            "before": before.describe(),
+            "after": after.describe() if trace.ran else "run the forward pass",
+        }
+        for layer in trace.layers
+        if layer.lazy
+        for before, after in zip(layer.params_before, layer.params_after, strict=True)
+    ]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    else:
+        st.caption("No lazy layers in this design.")
+
+
+def results_ui(design: Design, trace: Trace | None) -> None:
+    """The layer table and the lazy-parameters panel."""
+    if trace is None:
+        return
+    table_col, lazy_col = st.columns([5, 4], gap="large")
+    with table_col:
+        st.subheader("Layers")
+        table_ui(design, trace)
+    with lazy_col:
+        st.subheader("Lazy parameters")
+        lazy_ui(trace)
+
+
+def main() -> None:
+    frame.start()
+    stack.consume_drop()
+    design = state.current()
+    st.title("Build a model")
+    st.caption("Drag layers into the stack, choose the input, then run a dummy forward pass to see every shape.")
+    inspector.input_ui(design)
+    build_col, graph_col = st.columns([5, 4], gap="large")
+    with build_col:
+        offered = stack.palette_ui(design)
+        stack.stack_ui(design, offered)
+        stack.add_ui(offered)
+        st.subheader("Layer")
+        selected = stack.layer_actions_ui(design)
+        if selected:
+            inspector.inspector_ui(design, selected)
+    with graph_col:
+        clicked, animate = run_controls_ui()
+        if clicked:
+            state.mark_ran(design)
+        trace = view_trace(design)
+        status = st.container()
+        graph_ui(design, trace, animate=clicked and animate)
+        with status:
+            status_ui(design, trace)
+            error_ui(trace)
+    results_ui(design, trace)
+    frame.finish()
+
+
+main()

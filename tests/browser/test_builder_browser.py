@@ -1,0 +1,218 @@
+"""The app in a real browser: drag-and-drop, the rendered graph, the URL, an error fixed in one click.
+
+Run: ``python -m pytest tests/browser`` (about a minute). Each test saves screenshots under tests/artifacts/.
+``BUILDER_UPDATE_SCREENSHOT=1`` also refreshes docs/screenshot.png (the README's picture).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from builder.design import design_from_dict
+from builder.graph import STATE_ATTRS, NodeState
+from builder.share import decode_design, encode_design
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+SORTABLES = "iframe[title='streamlit_sortables.sortable_items']"
+GRAPH = "[data-testid='stGraphVizChart'] svg"
+SEED_STACK = ["1 · LazyLinear(256)", "2 · ReLU()", "3 · LazyLinear(10)"]
+BROKEN = {
+    "version": 1,
+    "name": "broken-mlp",
+    "input": {"shape": [2, 20]},
+    "layers": [{"type": "Linear", "params": {"in_features": 30, "out_features": 8}}, {"type": "ReLU"}],
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def wait_idle(page: Page) -> None:
+    page.wait_for_selector(IDLE, timeout=60_000)
+
+
+def open_app(page: Page, query: str = "") -> None:
+    page.goto(page.app_url + "/" + query)  # type: ignore[attr-defined]
+    wait_idle(page)
+    container(page, "Model stack").wait_for()
+
+
+def container(page: Page, header: str):
+    frame = page.frame_locator(SORTABLES)
+    return frame.locator(".sortable-container").filter(has=frame.locator(".sortable-container-header", has_text=header))
+
+
+def items(page: Page, header: str) -> list[str]:
+    return container(page, header).locator(".sortable-item").all_inner_texts()
+
+
+def item(page: Page, header: str, text: str):
+    return container(page, header).locator(".sortable-item").get_by_text(text, exact=True)
+
+
+def drag(page: Page, source, target) -> None:
+    """A real mouse drag: dnd-kit starts after 10 px of movement and needs several moves to find the target."""
+    a, b = source.bounding_box(), target.bounding_box()
+    assert a and b
+    sx, sy = a["x"] + a["width"] / 2, a["y"] + a["height"] / 2
+    tx, ty = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
+    page.mouse.move(sx, sy)
+    page.mouse.down()
+    page.mouse.move(sx + 6, sy + 6, steps=3)
+    page.mouse.move(tx, ty, steps=25)
+    page.mouse.move(tx, ty + 1)
+    page.mouse.up()
+
+
+def wait_stack(page: Page, expected: list[str], timeout: float = 20.0) -> None:
+    """Wait for the re-mounted component to show ``expected`` in the stack (the rerun may not have started)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            last = items(page, "Model stack")
+            if last == expected:
+                wait_idle(page)
+                if items(page, "Model stack") == expected:
+                    return
+        except Exception:  # the iframe is being replaced
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"stack {last!r}, expected {expected!r}")
+
+
+def graph_texts(page: Page, what: str = "edge") -> list[str]:
+    return page.locator(f"{GRAPH} g.{what} text").all_text_contents()
+
+
+def wait_graph_edges(page: Page, wanted: set[str], timeout: float = 20.0) -> list[str]:
+    deadline, texts = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        texts = graph_texts(page)
+        if wanted <= set(texts):
+            wait_idle(page)
+            return graph_texts(page)
+        time.sleep(0.1)
+    raise AssertionError(f"graph edges {texts!r} lack {wanted!r}")
+
+
+def url_design(page: Page):
+    values = parse_qs(urlparse(page.url).query).get("design")
+    assert values, f"no design in {page.url}"
+    return decode_design(values[0])
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_drag_from_palette_reorder_and_trash(page: Page):
+    open_app(page)
+    shot(page, "drag-00-first-open")
+    palette = items(page, "Palette")
+    assert "Linear" in palette
+    assert items(page, "Model stack") == SEED_STACK
+
+    drag(page, item(page, "Palette", "Linear"), item(page, "Model stack", "3 · LazyLinear(10)"))
+    wait_stack(page, ["1 · LazyLinear(256)", "2 · ReLU()", "3 · Linear(20, 10)", "4 · LazyLinear(10)"])
+    assert items(page, "Palette") == palette, "the palette keeps its items (copy, not move)"
+    assert items(page, "Trash") == []
+    shot(page, "drag-01-after-drop")
+
+    drag(page, item(page, "Model stack", "2 · ReLU()"), item(page, "Model stack", "4 · LazyLinear(10)"))
+    wait_stack(page, ["1 · LazyLinear(256)", "2 · Linear(20, 10)", "3 · LazyLinear(10)", "4 · ReLU()"])
+    nodes = [t for t in graph_texts(page, "node") if t.endswith(")") and "(" in t and ":" not in t]
+    assert nodes.index("ReLU()") > nodes.index("LazyLinear(out_features=10)"), nodes
+    shot(page, "drag-02-after-reorder")
+
+    drag(page, item(page, "Model stack", "2 · Linear(20, 10)"), container(page, "Trash"))
+    wait_stack(page, ["1 · LazyLinear(256)", "2 · LazyLinear(10)", "3 · ReLU()"])
+    assert items(page, "Trash") == []
+    assert [layer.type for layer in url_design(page).layers] == ["LazyLinear", "LazyLinear", "ReLU"]
+    shot(page, "drag-03-after-trash")
+
+
+def test_forward_pass_fills_the_rendered_graph(page: Page):
+    open_app(page)
+    before = graph_texts(page, "node")
+    assert "weight: <UninitializedParameter>" in before
+    assert "?" in graph_texts(page)
+    assert "(2, 256)" not in graph_texts(page)
+    shot(page, "graph-00-before-run")
+
+    page.get_by_role("button", name="Run dummy forward pass").click()
+    edges = wait_graph_edges(page, {"(2, 256)", "(2, 10)"})
+    assert "?" not in edges
+    assert "weight: <UninitializedParameter>" not in graph_texts(page, "node")
+    expect(page.get_by_text("torch.Size([256, 20])").first).to_be_attached()  # a canvas grid: cells are hidden
+    expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()
+    shot(page, "graph-01-after-run")
+    if os.environ.get("BUILDER_UPDATE_SCREENSHOT") == "1":
+        page.set_viewport_size({"width": 1500, "height": 1300})  # tall enough for the table and lazy panel
+        wait_idle(page)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
+
+
+def test_url_round_trip(page: Page):
+    open_app(page)
+    page.get_by_role("button", name="Add to stack").click()
+    wait_stack(page, [*SEED_STACK, "4 · Bilinear(20, 20, 10)"])
+    design = url_design(page)
+    assert [layer.type for layer in design.layers] == ["LazyLinear", "ReLU", "LazyLinear", "Bilinear"]
+    shared = page.url
+
+    page.reload()
+    wait_idle(page)
+    wait_stack(page, [*SEED_STACK, "4 · Bilinear(20, 20, 10)"])
+
+    other = page.context.new_page()
+    other.app_url = page.app_url  # type: ignore[attr-defined]
+    other.goto(shared)
+    wait_idle(other)
+    wait_stack(other, [*SEED_STACK, "4 · Bilinear(20, 20, 10)"])
+    assert url_design(other) == design
+    shot(other, "url-01-shared-link")
+
+
+def test_an_error_is_red_in_the_graph_and_fixed_in_one_click(page: Page):
+    open_app(page, "?design=" + encode_design(design_from_dict(BROKEN)))
+    page.get_by_role("button", name="Run dummy forward pass").click()
+    alert = page.locator("[data-testid='stAlert']").filter(has_text="expected in_features=30")
+    expect(alert).to_be_visible()
+    wait_idle(page)
+    failed = page.locator(f"{GRAPH} g.node").filter(has=page.locator("title", has_text="layer-1"))
+    red = STATE_ATTRS[NodeState.FAILED]["color"]
+    assert failed.locator(f"[stroke='{red}']").count() >= 1, "the failing layer is drawn red"
+    assert "(2, 20)" in graph_texts(page), "the input edge keeps its shape"
+    shot(page, "error-00-explained")
+
+    page.get_by_role("button", name="Fix: set in_features=20").click()
+    wait_graph_edges(page, {"(2, 8)"})
+    expect(alert).to_have_count(0)
+    assert url_design(page).layers[0].params["in_features"] == 20
+    shot(page, "error-01-fixed")
+
+
+def test_a_broken_design_file_leaves_the_design_untouched(page: Page, tmp_path: Path):
+    open_app(page)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"version": 1, "input": {"shape": [2, 20]}, "layers": [{"type": "Linar"}]}')
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(broken))
+    expect(page.get_by_text("Could not load broken.json")).to_be_visible()
+    expect(page.get_by_text("did you mean 'Linear'")).to_be_visible()
+    wait_idle(page)
+    assert items(page, "Model stack") == SEED_STACK
+    shot(page, "file-00-broken")

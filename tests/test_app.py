@@ -1,0 +1,343 @@
+"""AppTest for every page: the app runs without exceptions and each edit goes through a plain widget.
+
+Drag-and-drop itself needs a browser (tests/browser); here a drop is simulated by giving the sortables
+component the value the browser would send.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from builder.design import design_from_dict, dump_design
+from builder.examples import load_example
+from builder.export import ExportStyle, export_code
+from builder.inference import infer_shapes
+from builder.share import decode_design, encode_design
+
+TIMEOUT = 30
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+SEED_TYPES = ["LazyLinear", "ReLU", "LazyLinear"]
+BROKEN = {
+    "version": 1,
+    "name": "broken-mlp",
+    "input": {"shape": [2, 20]},
+    "layers": [{"type": "Linear", "params": {"in_features": 30, "out_features": 8}}, {"type": "ReLU"}],
+}
+
+
+def open_app(query: dict[str, str] | None = None, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for name, value in (query or {}).items():
+        at.query_params[name] = value
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def design(at: AppTest):
+    return at.session_state["design"]
+
+
+def types(at: AppTest) -> list[str]:
+    return [layer.type for layer in design(at).layers]
+
+
+def graph_source(at: AppTest) -> str:
+    return at.get("graphviz_chart")[0].proto.spec
+
+
+def run_forward(at: AppTest) -> None:
+    at.session_state["animation"] = "instant"
+    at.button(key="run_forward").click().run()
+    assert not at.exception, at.exception
+
+
+def button(at: AppTest, label_start: str):
+    return next(b for b in at.button if b.label.startswith(label_start))
+
+
+def field(at: AppTest, layer_id: str, name: str):
+    prefix = f"param.{layer_id}.{name}."
+    widgets = [w for kind in ("number_input", "text_input", "checkbox", "selectbox") for w in at.get(kind)]
+    return next(w for w in widgets if w.key and w.key.startswith(prefix))
+
+
+@pytest.fixture
+def at() -> AppTest:
+    return open_app()
+
+
+# ---------------------------------------------------------------- build page
+
+
+def test_first_open_shows_the_seed_mlp_not_yet_run(at):
+    assert types(at) == SEED_TYPES
+    assert design(at).input.shape == (2, 20)
+    dot = graph_source(at)
+    assert "<UninitializedParameter>" in dot
+    assert 'label="?"' in dot
+    assert "(2, 256)" not in dot
+    assert at.button(key="run_forward").label == "Run dummy forward pass"
+
+
+def test_forward_pass_fills_graph_table_and_lazy_panel(at):
+    run_forward(at)
+    dot = graph_source(at)
+    assert "(2, 256)" in dot and "(2, 10)" in dot and "<UninitializedParameter>" not in dot
+    table, lazy = at.dataframe[0].value, at.dataframe[1].value
+    assert list(table["output shape"]) == ["(2, 256)", "(2, 256)", "(2, 10)"]
+    assert "in_features inferred = 20" in table["notes"][0]
+    weight = lazy[lazy["parameter"] == "1 LazyLinear.weight"].iloc[0]
+    assert (weight["before"], weight["after"]) == ("<UninitializedParameter>", "torch.Size([256, 20])")
+    assert any(m.label == "Parameters" and m.value == "7,946" for m in at.metric)
+
+
+def test_layer_by_layer_run_ends_with_the_full_graph(at):
+    at.button(key="run_forward").click().run()
+    assert not at.exception
+    assert "(2, 10)" in graph_source(at)
+
+
+def test_live_mode_reinfers_after_an_edit(at):
+    at.selectbox(key="selected_layer").set_value("layer-3").run()
+    at.toggle(key="live").set_value(True).run()
+    assert "(2, 10)" in graph_source(at)
+    field(at, "layer-3", "out_features").set_value(5).run()
+    assert "(2, 5)" in graph_source(at)
+
+
+def test_without_live_mode_an_edit_shows_unknown_shapes_again(at):
+    run_forward(at)
+    field(at, "layer-1", "out_features").set_value(128).run()
+    assert "(2, 128)" not in graph_source(at)
+    run_forward(at)
+    assert "(2, 128)" in graph_source(at)
+
+
+def test_click_to_add_appends_and_selects_the_layer(at):
+    at.selectbox(key="palette_group").set_value("activation").run()
+    at.selectbox(key="add_type").set_value("GELU").run()
+    at.button(key="add_layer").click().run()
+    assert types(at) == [*SEED_TYPES, "GELU"]
+    assert at.selectbox(key="selected_layer").value == design(at).layers[-1].id
+
+
+def test_search_filters_the_palette_across_groups(at):
+    at.text_input(key="palette_search").input("norm2").run()
+    assert at.selectbox(key="add_type").options == [
+        "BatchNorm2d",
+        "InstanceNorm2d",
+        "LazyBatchNorm2d",
+        "LazyInstanceNorm2d",
+    ]
+
+
+def test_remove_duplicate_and_move_buttons(at):
+    at.selectbox(key="selected_layer").set_value("layer-2").run()
+    at.button(key="duplicate").click().run()
+    assert types(at) == ["LazyLinear", "ReLU", "ReLU", "LazyLinear"]
+    copy = at.selectbox(key="selected_layer").value
+    assert copy == design(at).layers[2].id
+    at.button(key="move_up").click().run()
+    assert [layer.id for layer in design(at).layers][1] == copy
+    at.button(key="remove").click().run()
+    assert types(at) == SEED_TYPES
+    at.selectbox(key="selected_layer").set_value("layer-1").run()
+    at.button(key="move_down").click().run()
+    assert types(at) == ["ReLU", "LazyLinear", "LazyLinear"]
+
+
+def test_widget_keys_follow_the_layer_not_its_position(at):
+    at.selectbox(key="selected_layer").set_value("layer-3").run()
+    at.button(key="move_up").click().run()
+    assert [layer.id for layer in design(at).layers] == ["layer-1", "layer-3", "layer-2"]
+    assert field(at, "layer-3", "out_features").value == 10
+
+
+def simulate_drop(at: AppTest, palette_item: str | None = None, stack: list[str] | None = None) -> None:
+    """Hand the sortables component the value a browser drop would: the containers after the move."""
+    rendered = at.session_state["sortables_rendered"]
+    palette, current, _trash = (c["items"] for c in rendered["containers"])
+    new_stack = list(current) if stack is None else stack
+    if palette_item is not None:
+        new_stack.insert(1, palette_item)
+    result = [
+        {"header": "Palette", "items": [i for i in palette if i != palette_item]},
+        {"header": "Model stack", "items": new_stack},
+        {"header": "Trash", "items": [i for i in current if i not in new_stack]},
+    ]
+    at.session_state[rendered["key"]] = result
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_a_drop_from_the_palette_copies_the_layer_into_the_stack(at):
+    before = at.session_state["sortables_rendered"]
+    simulate_drop(at, palette_item="Linear")
+    assert types(at) == ["LazyLinear", "Linear", "ReLU", "LazyLinear"]
+    after = at.session_state["sortables_rendered"]
+    assert after["key"] != before["key"], "the component must be re-mounted"
+    assert after["containers"][0]["items"] == before["containers"][0]["items"], "the palette keeps its items"
+    assert at.selectbox(key="selected_layer").value == design(at).layers[1].id
+
+
+def test_a_drop_reorders_and_trashes(at):
+    labels = at.session_state["sortables_rendered"]["containers"][1]["items"]
+    simulate_drop(at, stack=[labels[2], labels[0]])
+    assert [layer.id for layer in design(at).layers] == ["layer-3", "layer-1"]
+
+
+def test_inspector_field_applies_at_once_and_validates(at):
+    at.selectbox(key="selected_layer").set_value("layer-1").run()
+    field(at, "layer-1", "out_features").set_value(128).run()
+    assert design(at).layers[0].params["out_features"] == 128
+    field(at, "layer-1", "out_features").set_value(0).run()
+    assert design(at).layers[0].params["out_features"] == 128
+    assert any("must be at least 1, got 0" in c.value for c in at.caption)
+    field(at, "layer-1", "bias").uncheck().run()
+    assert design(at).layers[0].params["bias"] is False
+
+
+def test_text_fields_for_tuples(at):
+    at.selectbox(key="palette_group").set_value("convolution").run()
+    at.selectbox(key="add_type").set_value("Conv2d").run()
+    at.button(key="add_layer").click().run()
+    conv = design(at).layers[-1].id
+    field(at, conv, "kernel_size").input("3, 5").run()
+    assert design(at).layers[-1].params["kernel_size"] == [3, 5]
+    field(at, conv, "kernel_size").input("3, x").run()
+    assert design(at).layers[-1].params["kernel_size"] == [3, 5]
+    assert any("'x' is not a number" in c.value for c in at.caption)
+    field(at, conv, "padding_mode").set_value("reflect").run()
+    assert design(at).layers[-1].params["padding_mode"] == "reflect"
+
+
+def test_input_shape_dtype_and_presets(at):
+    shape = next(w for w in at.text_input if w.key.startswith("input_shape."))
+    shape.input("4, 20").run()
+    assert design(at).input.shape == (4, 20)
+    shape = next(w for w in at.text_input if w.key.startswith("input_shape."))
+    shape.input("4, twenty").run()
+    assert design(at).input.shape == (4, 20)
+    assert any("'twenty' is not a whole number" in c.value for c in at.caption)
+    preset = next(w for w in at.selectbox if w.key.startswith("input_preset."))
+    preset.set_value("MNIST (1, 1, 28, 28)").run()
+    assert design(at).input.shape == (1, 1, 28, 28)
+    dtype = next(w for w in at.selectbox if w.key.startswith("input_dtype."))
+    dtype.set_value("float64").run()
+    assert design(at).input.dtype == "float64"
+
+
+def test_undo_and_redo_every_edit(at):
+    at.button(key="add_layer").click().run()
+    at.selectbox(key="selected_layer").set_value("layer-1").run()
+    field(at, "layer-1", "out_features").set_value(64).run()
+    assert len(types(at)) == 4
+    button(at, "Undo").click().run()
+    assert design(at).layers[0].params["out_features"] == 256
+    assert field(at, "layer-1", "out_features").value == 256, "the field shows the undone value"
+    button(at, "Undo").click().run()
+    assert types(at) == SEED_TYPES
+    button(at, "Redo").click().run()
+    assert len(types(at)) == 4
+
+
+def test_an_error_is_explained_and_fixed_in_one_click():
+    at = open_app({"design": encode_design(design_from_dict(BROKEN))})
+    run_forward(at)
+    assert "expected in_features=30" in at.error[0].value
+    dot = graph_source(at)
+    assert 'label="(2, 20)"' in dot  # the input edge keeps its shape
+    fix = button(at, "Fix: set in_features=20")
+    fix.click().run()
+    assert not at.error
+    assert design(at).layers[0].params["in_features"] == 20
+    assert "(2, 8)" in graph_source(at), "the fixed design is shown run"
+
+
+def test_layers_before_the_error_keep_their_shapes():
+    data = {**BROKEN, "layers": [{"type": "ReLU"}, *BROKEN["layers"]]}
+    at = open_app({"design": encode_design(design_from_dict(data))})
+    run_forward(at)
+    assert list(at.dataframe[0].value["output shape"]) == ["(2, 20)"]
+
+
+# ---------------------------------------------------------------- the URL
+
+
+def test_the_design_is_written_into_the_url(at):
+    at.button(key="add_layer").click().run()
+    value = at.query_params["design"]
+    assert decode_design(value if isinstance(value, str) else value[0]) == design(at)
+
+
+def test_a_shared_link_restores_the_design():
+    lenet = load_example("lenet")
+    at = open_app({"design": encode_design(lenet)})
+    assert design(at) == lenet
+
+
+def test_a_broken_link_opens_the_seed_with_a_message():
+    at = open_app({"design": "garbage!"})
+    assert types(at) == SEED_TYPES
+    assert "design link" in at.error[0].value
+
+
+# ---------------------------------------------------------------- export page
+
+
+def test_export_page_shows_exactly_the_core_export():
+    at = open_app(page="pages/export.py")
+    seed = design(at)
+    trace = infer_shapes(seed)
+    # st.code drops the file's final newline; everything else is the core's text
+    assert at.code[0].value == export_code(seed, trace, style=ExportStyle.SEQUENTIAL).rstrip("\n")
+    at.radio(key="export_style").set_value(ExportStyle.MODULE).run()
+    at.toggle(key="export_materialize").set_value(True).run()
+    assert at.code[0].value == export_code(seed, trace, style=ExportStyle.MODULE, materialize=True).rstrip("\n")
+    assert "nn.Linear(20, 256)" in at.code[0].value
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert {"Code (.py)", "Design (.json)", "Summary (.csv)"} <= set(labels)
+    assert "Graph (.svg)" in labels or "Graph (.gv)" in labels
+
+
+def test_export_page_with_a_failing_design_still_exports():
+    at = open_app({"design": encode_design(design_from_dict(BROKEN))}, page="pages/export.py")
+    assert "expected in_features=30" in at.warning[0].value
+    assert "nn.Linear(30, 8" in at.code[0].value.replace("in_features=", "").replace("out_features=", "")
+    assert at.toggle(key="export_materialize").disabled
+
+
+# ---------------------------------------------------------------- examples page
+
+
+def test_examples_load_in_one_click_and_undo():
+    at = open_app(page="pages/examples.py")
+    assert not at.exception
+    at.button(key="load.lenet").click().run()
+    assert not at.exception, at.exception
+    assert design(at) == load_example("lenet")
+    assert at.title[0].value == "Build a model", "loading opens the Build page"
+    assert any("Loaded the lenet example" in s.value for s in at.success)
+    button(at, "Undo").click().run()
+    assert types(at) == SEED_TYPES
+
+
+def test_save_button_offers_the_design_json(at):
+    save = next(b for b in at.get("download_button") if b.proto.label == "Save design (JSON)")
+    assert save.proto is not None
+    assert dump_design(design(at)).startswith("{")
+
+
+@pytest.mark.parametrize("name", ["centered-layer", "lenet", "text-lstm", "transformer-encoder"])
+def test_every_kind_of_example_runs_on_the_build_page(name):
+    at = open_app({"design": encode_design(load_example(name))})
+    run_forward(at)
+    assert not at.error, at.error[0].value
+    assert at.dataframe[0].value["output shape"].iloc[-1] != "?"

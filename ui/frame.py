@@ -1,0 +1,89 @@
+"""What every page does around its own content: set-up first, then the sidebar and the URL.
+
+Each page calls ``start()`` and ``finish()`` itself (a page is a script that streamlit runs on its own).
+``finish()`` comes after the page's content so the sidebar's undo state and the URL see the page's edit (a
+drop, a click) in the same run.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from builder.design import DesignError, dump_design, load_design
+from ui import state
+
+UPLOAD_KEY = "design_upload"
+BUILD_PAGE = "app.py"
+# The menu, in order: (script, label, icon). Streamlit's own page list is hidden (.streamlit/config.toml) because
+# it would name the Build page after its file. The custom-layers editor (issue 4) joins here.
+PAGES: tuple[tuple[str, str, str], ...] = (
+    (BUILD_PAGE, "Build", ":material/stacks:"),
+    ("pages/export.py", "Export", ":material/download:"),
+    ("pages/examples.py", "Examples", ":material/collections_bookmark:"),
+)
+
+
+def start() -> None:
+    """Page config, the one-off warm-up, the session's design, and any message left by the last action."""
+    st.set_page_config(page_title="PyTorch model builder", page_icon=":material/stacks:", layout="wide")
+    state.warm_up()
+    state.init_state()
+    with st.sidebar:
+        for path, label, icon in PAGES:
+            st.page_link(path, label=label, icon=icon)
+        st.divider()
+    notice = state.pop_notice()
+    if notice:
+        kind, text = notice
+        getattr(st, kind)(text)
+
+
+def load_uploaded() -> None:
+    """Replace the design by an uploaded file; a broken or foreign file leaves it untouched."""
+    upload = st.session_state.get(UPLOAD_KEY)
+    if upload is None:
+        return
+    try:
+        design = load_design(upload.getvalue().decode("utf-8"))
+    except (DesignError, UnicodeDecodeError) as error:
+        reason = "the file is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error)
+        state.notify("error", f"Could not load {upload.name}: {reason}. Your design is unchanged.")
+        return
+    state.commit(design)
+    state.notify("success", f"Loaded {upload.name} ({len(design.layers)} layers). Undo brings the old design back.")
+
+
+def history_ui() -> None:
+    """Undo and redo buttons."""
+    ss = st.session_state
+    undo_col, redo_col = st.columns(2)
+    undo_col.button(
+        "Undo", key="undo_button", icon=":material/undo:", on_click=state.undo, disabled=not ss.undo, width="stretch"
+    )
+    redo_col.button(
+        "Redo", key="redo_button", icon=":material/redo:", on_click=state.redo, disabled=not ss.redo, width="stretch"
+    )
+
+
+def files_ui() -> None:
+    """Save the design as JSON, or load one."""
+    design = state.current()
+    st.download_button(
+        "Save design (JSON)",
+        dump_design(design),
+        file_name=f"{design.name}.json",
+        mime="application/json",
+        icon=":material/save:",
+        key="save_design",
+        width="stretch",
+    )
+    st.file_uploader("Load a design (JSON)", type=["json"], key=UPLOAD_KEY, on_change=load_uploaded)
+
+
+def finish() -> None:
+    """The sidebar (history, files), then the design written into the URL."""
+    with st.sidebar:
+        history_ui()
+        files_ui()
+        st.caption("The design lives in the page's URL: bookmark or share it to come back to this model.")
+    state.sync_url()

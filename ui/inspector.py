@@ -1,0 +1,152 @@
+"""The layer inspector and the input form: fields generated from the catalog, applied as soon as they change.
+
+Field keys hold the layer's id (never its position) and the design's generation, so a field shows the design's
+value again after an undo, a drop or a fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from builder.catalog import ParamSpec, catalog
+from builder.design import Design, DesignError, DType, check_value
+from builder.edit import INPUT_PRESETS, parse_shape, set_input, set_param
+from builder.forms import Field, field_for, field_text, parse_field
+from ui import state
+
+MANUAL_PRESET = "custom shape"
+
+
+# ---------------------------------------------------------------- inspector
+
+
+def field_key(layer_id: str, name: str) -> str:
+    return f"param.{layer_id}.{name}.{state.generation()}"
+
+
+def field_changed(layer_id: str, spec: ParamSpec, key: str) -> None:
+    """Check the field's new value; apply it at once, or leave a message beside the field."""
+    ss = st.session_state
+    errors = ss.setdefault("field_errors", {})
+    raw = ss[key]
+    try:
+        value = parse_field(spec, raw) if field_for(spec) is Field.TEXT else raw
+    except DesignError as error:
+        errors[key] = str(error)
+        return
+    problem = check_value(spec, value) if value is not None or spec.required else None
+    if problem:
+        errors[key] = f"{spec.name} {problem}"
+        return
+    errors.pop(key, None)
+    state.commit(set_param(state.current(), layer_id, spec.name, value), from_field=True)
+
+
+def param_widget(spec: ParamSpec, value: Any, key: str, on_change: Any) -> None:
+    """One form field, chosen from the parameter's kind."""
+    field = field_for(spec)
+    label = spec.name + (" *" if spec.required else "")
+    common = {"key": key, "on_change": on_change, "help": _help(spec)}
+    if field is Field.BOOL:
+        st.checkbox(label, value=bool(value), **common)
+    elif field is Field.CHOICE:
+        options = [*([None] if spec.optional else []), *spec.choices]
+        index = options.index(value) if value in options else 0
+        st.selectbox(label, options, index=index, format_func=lambda v: "default" if v is None else v, **common)
+    elif field is Field.INT and (value is None or isinstance(value, int)):
+        st.number_input(label, value=value, step=1, **common)
+    elif field is Field.FLOAT and (value is None or isinstance(value, int | float)):
+        st.number_input(label, value=None if value is None else float(value), format="%g", step=0.1, **common)
+    else:
+        st.text_input(label, value=field_text(value), placeholder="default", **common)
+
+
+def _help(spec: ParamSpec) -> str:
+    default = "required" if spec.required else f"default: {field_text(spec.default) or 'None'}"
+    return f"{spec.kind}; {default}"
+
+
+def inspector_ui(design: Design, layer_id: str) -> None:
+    """A form generated from the selected layer's catalog entry; each change applies at once."""
+    spec = design.layers[design.layer_index(layer_id)]
+    entry = catalog().get(spec.type)
+    st.markdown(f"**{spec.type}**: {entry.summary} [docs]({entry.doc_url})" if entry else f"**{spec.type}**")
+    if entry is None:
+        st.caption("A custom layer, defined by source code carried in the design. Its arguments:")
+        st.json(spec.params)
+        return
+    if not entry.params:
+        st.caption("This layer has no parameters.")
+        return
+    errors = st.session_state.get("field_errors", {})
+    columns = st.columns(3)
+    for position, param in enumerate(entry.params):
+        key = field_key(layer_id, param.name)
+        with columns[position % 3]:
+            param_widget(param, spec.params.get(param.name, param.default), key, _on_field(layer_id, param, key))
+            if key in errors:
+                st.caption(f":red[{errors[key]}]")
+
+
+def _on_field(layer_id: str, spec: ParamSpec, key: str) -> Any:
+    return lambda: field_changed(layer_id, spec, key)
+
+
+# ---------------------------------------------------------------- input
+
+
+def input_changed(key: str) -> None:
+    """Read the shape text; apply it or leave the message beside the field."""
+    ss = st.session_state
+    errors = ss.setdefault("field_errors", {})
+    try:
+        shape = parse_shape(ss[key])
+    except DesignError as error:
+        errors[key] = str(error)
+        return
+    errors.pop(key, None)
+    state.commit(set_input(state.current(), shape), from_field=True)
+
+
+def dtype_changed(key: str) -> None:
+    design = state.current()
+    state.commit(set_input(design, design.input.shape, st.session_state[key]), from_field=True)
+
+
+def preset_changed(key: str) -> None:
+    name = st.session_state[key]
+    if name in INPUT_PRESETS:
+        shape, dtype = INPUT_PRESETS[name]
+        state.commit(set_input(state.current(), shape, dtype))
+
+
+def input_ui(design: Design) -> None:
+    """The dummy input: a preset, or a free-text shape and a dtype."""
+    gen = state.generation()
+    current = (design.input.shape, design.input.dtype)
+    presets = [MANUAL_PRESET, *INPUT_PRESETS]
+    match = next((name for name, value in INPUT_PRESETS.items() if value == current), MANUAL_PRESET)
+    preset_col, shape_col, dtype_col = st.columns([2, 2, 1])
+    key = f"input_preset.{gen}"
+    preset_col.selectbox(
+        "Input preset", presets, index=presets.index(match), key=key, on_change=preset_changed, args=(key,)
+    )
+    key = f"input_shape.{gen}"
+    shape_col.text_input(
+        "Input shape (batch first)",
+        value=", ".join(map(str, design.input.shape)),
+        key=key,
+        on_change=input_changed,
+        args=(key,),
+        help="Sizes separated by commas: 2, 20 or 1, 3, 224, 224",
+    )
+    error = st.session_state.get("field_errors", {}).get(key)
+    if error:
+        shape_col.caption(f":red[{error}]")
+    key = f"input_dtype.{gen}"
+    dtypes = list(DType)
+    dtype_col.selectbox(
+        "dtype", dtypes, index=dtypes.index(design.input.dtype), key=key, on_change=dtype_changed, args=(key,)
+    )
