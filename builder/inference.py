@@ -10,9 +10,10 @@ says so.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -335,6 +336,35 @@ def inspect_design(design: Design, custom: Mapping[str, type[nn.Module]] | None 
     return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers), ran=False)
 
 
+def _step(
+    index: int, spec: LayerSpec, custom: Mapping[str, type[nn.Module]], design: Design, x: torch.Tensor
+) -> tuple[LayerError | None, _Step | None, tuple[ParamInfo, ...]]:
+    """Build and run one layer: (failure, step, parameters before the run)."""
+    try:
+        module = build_layer(spec, custom, "meta", design.input.dtype)
+    except Exception as error:
+        return diagnose_build(index, spec, error), None, ()
+    before = param_state(module)
+    failure = precheck(index, spec, tuple(x.shape), x.dtype, before)
+    if failure is not None:
+        return failure, None, before
+    try:
+        return None, _run_layer(spec, custom, design, module, x), before
+    except Exception as error:
+        return diagnose_run(index, spec, tuple(x.shape), x.dtype, error), None, before
+
+
+def _repeat_key(spec: LayerSpec, x: torch.Tensor) -> tuple | None:
+    """Built-in layers with the same arguments on the same input give the same result: trace them once a run.
+
+    Deep networks repeat blocks (a VGG stage, a ResNet's identity blocks), so this skips most of the work there.
+    Custom layers are always run: their code may have effects of its own.
+    """
+    if spec.type not in catalog():
+        return None
+    return spec.type, json.dumps(spec.params, sort_keys=True), tuple(x.shape), x.dtype
+
+
 def infer_shapes(design: Design, custom: Mapping[str, type[nn.Module]] | None = None) -> Trace:
     """Run the dummy forward pass layer by layer and record shapes, parameters, FLOPs and memory.
 
@@ -355,22 +385,19 @@ def infer_shapes(design: Design, custom: Mapping[str, type[nn.Module]] | None = 
     custom = resolve_custom(design) if custom is None else custom
     x = dummy_input(design, "meta")
     layers: list[LayerTrace] = []
+    seen: dict[tuple, tuple[LayerTrace, torch.Tensor]] = {}
     for index, spec in enumerate(design.layers):
-        failure = None
-        try:
-            module = build_layer(spec, custom, "meta", design.input.dtype)
-        except Exception as error:
-            failure = diagnose_build(index, spec, error)
-        if failure is None:
-            before = param_state(module)
-            failure = precheck(index, spec, tuple(x.shape), x.dtype, before)
-        if failure is None:
-            try:
-                step = _run_layer(spec, custom, design, module, x)
-            except Exception as error:
-                failure = diagnose_run(index, spec, tuple(x.shape), x.dtype, error)
+        key = _repeat_key(spec, x)
+        if key in seen:
+            trace, out = seen[key]
+            layers.append(replace(trace, index=index, id=spec.id))
+            x = out
+            continue
+        failure, step, before = _step(index, spec, custom, design, x)
         if failure is not None:
             return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers), failure)
         layers.append(_trace_layer(index, spec, x, step, before))
+        if key is not None:
+            seen[key] = layers[-1], step.out
         x = step.out
     return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers))
