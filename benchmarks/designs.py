@@ -30,8 +30,8 @@ def _mlp_block(width: int) -> list[dict[str, Any]]:
     ]
 
 
-def conv_mlp_design() -> Design:
-    """Design (a): a VGG-like conv stack on one ImageNet-sized image, then a wide MLP: 150 layers, ~170M params."""
+def conv_mlp_design(batch: int = 8) -> Design:
+    """Design (a): a VGG-like conv stack on ImageNet-sized images, then a wide MLP: 150 layers, ~170M params."""
     layers: list[dict[str, Any]] = []
     channels, side = 3, 224
     for blocks, out in STAGES:
@@ -45,7 +45,7 @@ def conv_mlp_design() -> Design:
     for _ in range(MLP_BLOCKS):
         layers += _mlp_block(MLP_WIDTH)
     layers += [_layer("Dropout", p=0.5), _layer("Linear", in_features=MLP_WIDTH, out_features=1000)]
-    data = {"version": 1, "name": "bench-conv-mlp", "input": {"shape": [1, 3, 224, 224]}, "layers": layers}
+    data = {"version": 1, "name": "bench-conv-mlp", "input": {"shape": [batch, 3, 224, 224]}, "layers": layers}
     return design_from_dict(data)
 
 
