@@ -15,9 +15,11 @@ from ui import state
 UPLOAD_KEY = "design_upload"
 BUILD_PAGE = "app.py"
 # The menu, in order: (script, label, icon). Streamlit's own page list is hidden (.streamlit/config.toml) because
-# it would name the Build page after its file. The custom-layers editor (issue 4) joins here.
+# it would name the Build page after its file.
 PAGES: tuple[tuple[str, str, str], ...] = (
     (BUILD_PAGE, "Build", ":material/stacks:"),
+    ("pages/custom_layers.py", "Custom layers", ":material/code:"),
+    ("pages/import_code.py", "Import code", ":material/input:"),
     ("pages/export.py", "Export", ":material/download:"),
     ("pages/examples.py", "Examples", ":material/collections_bookmark:"),
 )

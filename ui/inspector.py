@@ -6,11 +6,13 @@ value again after an undo, a drop or a fix.
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 import streamlit as st
 
-from builder.catalog import ParamSpec, catalog
+from builder.catalog import ParamKind, ParamSpec, catalog
+from builder.custom import layer_signature
 from builder.design import Design, DesignError, DType, check_value
 from builder.edit import INPUT_PRESETS, parse_shape, set_input, set_param
 from builder.forms import Field, field_for, field_text, parse_field
@@ -74,8 +76,7 @@ def inspector_ui(design: Design, layer_id: str) -> None:
     entry = catalog().get(spec.type)
     st.markdown(f"**{spec.type}**: {entry.summary} [docs]({entry.doc_url})" if entry else f"**{spec.type}**")
     if entry is None:
-        st.caption("A custom layer, defined by source code carried in the design. Its arguments:")
-        st.json(spec.params)
+        custom_inspector_ui(design, layer_id)
         return
     if not entry.params:
         st.caption("This layer has no parameters.")
@@ -92,6 +93,95 @@ def inspector_ui(design: Design, layer_id: str) -> None:
 
 def _on_field(layer_id: str, spec: ParamSpec, key: str) -> Any:
     return lambda: field_changed(layer_id, spec, key)
+
+
+# ---------------------------------------------------------------- custom layers
+
+LITERAL_HINT = "type a Python literal such as 3, 0.5, 'relu' (text in quotes), (3, 3), [1, 2], True or None"
+
+
+def parse_literal(spec: ParamSpec, text: str) -> Any:
+    """A free-text argument read with ``ast.literal_eval`` (never run); empty text is None (the default)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise DesignError(f"{spec.name}: cannot read {text!r}; {LITERAL_HINT}") from None
+    return _design_value(spec, value)
+
+
+def _design_value(spec: ParamSpec, value: Any) -> Any:
+    """The literal as a design stores it (JSON: tuples become lists); sets, bytes and the like are refused."""
+    if isinstance(value, list | tuple):
+        return [_design_value(spec, item) for item in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _design_value(spec, v) for k, v in value.items()}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise DesignError(f"{spec.name}: a {type(value).__name__} cannot be stored in a design; {LITERAL_HINT}")
+
+
+def literal_text(value: Any) -> str:
+    """A value as the literal a user would type back: ``'relu'``, ``[1, 2]``; empty for None."""
+    return "" if value is None else repr(value)
+
+
+def custom_value(spec: ParamSpec, raw: Any) -> Any:
+    """A custom layer's form field as its argument; raise DesignError saying what to type instead."""
+    if field_for(spec) is not Field.TEXT:
+        value = raw
+    elif spec.kind is ParamKind.ANY:
+        value = parse_literal(spec, raw)
+    else:
+        value = parse_field(spec, raw)
+    problem = check_value(spec, value) if value is not None or spec.required else None
+    if problem:
+        raise DesignError(f"{spec.name} {problem}")
+    return value
+
+
+def custom_field_changed(layer_id: str, spec: ParamSpec, key: str) -> None:
+    """Apply a custom layer's field at once, or leave the message beside it."""
+    errors = st.session_state.setdefault("field_errors", {})
+    try:
+        value = custom_value(spec, st.session_state[key])
+    except DesignError as error:
+        errors[key] = str(error)
+        return
+    errors.pop(key, None)
+    state.commit(set_param(state.current(), layer_id, spec.name, value), from_field=True)
+
+
+def custom_param_ui(param: ParamSpec, value: Any, key: str, on_change: Any = None) -> None:
+    """One field of a custom layer's form; free-form arguments are shown as literals (``'relu'``, ``[1, 2]``)."""
+    shown = literal_text(value) if param.kind is ParamKind.ANY else value
+    param_widget(param, shown, key, on_change)
+    error = st.session_state.get("field_errors", {}).get(key)
+    if error:
+        st.caption(f":red[{error}]")
+
+
+def custom_inspector_ui(design: Design, layer_id: str) -> None:
+    """A form read from the custom layer's ``__init__`` (statically: nothing runs); each change applies at once."""
+    spec = design.layers[design.layer_index(layer_id)]
+    source = next((c.source for c in design.custom_layers if c.name == spec.type), "")
+    try:
+        params = layer_signature(source, spec.type)
+    except DesignError as error:
+        st.error(f"{error}. Fix its code on the Custom layers page.")
+        return
+    st.caption("A custom layer, defined by code carried in the design (Custom layers page).")
+    if not params:
+        st.caption("Its constructor takes no arguments.")
+        return
+    columns = st.columns(3)
+    for position, param in enumerate(params):
+        key = field_key(layer_id, param.name)
+        with columns[position % 3]:
+            value = spec.params.get(param.name, param.default)
+            custom_param_ui(param, value, key, lambda p=param, k=key: custom_field_changed(layer_id, p, k))
 
 
 # ---------------------------------------------------------------- input

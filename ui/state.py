@@ -7,6 +7,7 @@ every edit. Widgets whose value mirrors the design carry ``generation()`` in the
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 import streamlit as st
@@ -153,5 +154,11 @@ def partial(trace: Trace, count: int) -> Trace:
 @st.cache_resource(show_spinner="Warming up PyTorch's meta device...")
 def warm_up() -> bool:
     """Pay the first meta-device forward pass (over a second) once per server, not on a user's first click."""
+    from builder import sandbox
+
+    # Start the custom-layer worker (it imports torch: 2-6 s) without waiting for it; a check that needs it
+    # before it is ready waits then, and reports the same error if it cannot start.
+    with contextlib.suppress(OSError, ValueError):
+        sandbox.warm_up()
     analyze(design_from_dict(SEED), run=True)
     return True

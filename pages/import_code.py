@@ -1,0 +1,173 @@
+"""Import code page: paste PyTorch code, get the design back (issue 5).
+
+``import_code`` reads the code statically (``ast``): nothing pasted runs here. Classes it takes over as custom
+layers run later only in the sandbox, like any custom layer. The imported design replaces the current one
+through ``state.commit``, so Undo brings the old design back.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from builder.design import Design, DesignError
+from builder.edit import parse_shape
+from builder.importer import ImportNote, import_code
+from builder.sandbox import custom_code_enabled
+from builder.summary import format_shape
+from ui import frame, state
+
+CODE, NONCE, NOTES = "import.code", "import.nonce", "import.notes"
+SEED_SEQUENTIAL = "net = nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))\n"
+D2L_MLP = """\
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.LazyLinear(256)
+        self.out = nn.LazyLinear(10)
+
+    def forward(self, X):
+        return self.out(F.relu(self.hidden(X)))
+"""
+D2L_LENET = """\
+import torch
+from torch import nn
+
+net = nn.Sequential(
+    nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+    nn.AvgPool2d(kernel_size=2, stride=2),
+    nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+    nn.AvgPool2d(kernel_size=2, stride=2),
+    nn.Flatten(),
+    nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+    nn.Linear(120, 84), nn.Sigmoid(),
+    nn.Linear(84, 10))
+X = torch.rand(size=(1, 1, 28, 28), dtype=torch.float32)
+"""
+# The seed's snippets, to load into the box.
+EXAMPLES: dict[str, str] = {
+    "nn.Sequential MLP": SEED_SEQUENTIAL,
+    "MLP class (D2L)": D2L_MLP,
+    "LeNet (D2L)": D2L_LENET,
+}
+
+
+def init_page() -> None:
+    """Open the box on the first example, once per session."""
+    ss = st.session_state
+    if CODE not in ss:
+        ss[CODE], ss[NONCE], ss[NOTES] = next(iter(EXAMPLES.values())), 0, None
+
+
+def load_example(key: str) -> None:
+    """Put an example into the box (a fresh text area, so it shows the new text)."""
+    ss = st.session_state
+    ss[CODE] = EXAMPLES[ss[key]]
+    ss[NONCE] += 1
+
+
+def examples_ui() -> None:
+    pick_col, load_col = st.columns([3, 1], vertical_alignment="bottom")
+    pick_col.selectbox("Example from the seed", list(EXAMPLES), key="import.example")
+    load_col.button(
+        "Load example",
+        key="import.load",
+        icon=":material/description:",
+        on_click=load_example,
+        args=("import.example",),
+        help="Replaces the code in the box",
+        width="stretch",
+    )
+
+
+def source_ui() -> str:
+    """The code box, the design's name and the optional input shape; returns the code."""
+    ss = st.session_state
+    code = st.text_area("PyTorch code", ss[CODE], height=300, key=f"import.text.{ss[NONCE]}")
+    ss[CODE] = code
+    name_col, shape_col = st.columns(2)
+    name_col.text_input("Design name", "imported", key="import.name")
+    shape_col.text_input(
+        "Input shape (optional)",
+        key="import.shape",
+        placeholder="from the code, e.g. 2, 20",
+        help="Batch first. Empty: the code's INPUT_SHAPE or the tensor it runs the model on, else one chosen "
+        "from the first layer (a note says which).",
+    )
+    return code
+
+
+def import_clicked() -> None:
+    """Import the code in the box and make it the design; on failure the design stays as it was."""
+    ss = st.session_state
+    code = ss.get(f"import.text.{ss[NONCE]}", ss[CODE])
+    name = ss.get("import.name", "").strip() or "imported"
+    shape_text = ss.get("import.shape", "").strip()
+    try:
+        shape = parse_shape(shape_text) if shape_text else None
+        result = import_code(code, name=name, input_shape=shape)
+    except DesignError as error:  # ImportFailed included: nothing in the code could be imported
+        ss[NOTES] = None
+        state.notify("error", f"Nothing was imported: {error}. Your design is unchanged.")
+        return
+    state.commit(result.design)
+    ss[NOTES] = result.notes
+    state.notify("success", imported_message(result.design))
+
+
+def imported_message(design: Design) -> str:
+    custom = f" and {len(design.custom_layers)} custom layer(s) ({', '.join(design.custom_names())})"
+    text = (
+        f"Imported {len(design.layers)} layers{custom if design.custom_layers else ''} on input "
+        f"{format_shape(design.input.shape)}: they replace the stack. Undo (in the sidebar) brings your previous "
+        "design back."
+    )
+    if design.custom_layers and not custom_code_enabled():
+        text += " Custom code is turned off on this server, so the custom layers cannot be traced here."
+    return text
+
+
+def notes_ui(notes: tuple[ImportNote, ...] | None) -> None:
+    """What the last import translated, replaced or skipped, line by line."""
+    if notes is None:
+        return
+    st.subheader("Import notes")
+    if not notes:
+        st.caption("Everything was taken over as written.")
+        return
+    rows = [{"line": n.line, "kind": str(n.severity), "construct": n.construct, "why": n.message} for n in notes]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def main() -> None:
+    frame.start()
+    init_page()
+    st.title("Import PyTorch code")
+    st.caption(
+        "Paste an `nn.Sequential(...)` or an `nn.Module` class whose forward chains its layers, and continue "
+        "visually. The code is only read, never run; what cannot be imported is named below with its line."
+    )
+    examples_ui()
+    code = source_ui()
+    st.button(
+        "Import",
+        key="import.run",
+        type="primary",
+        icon=":material/input:",
+        on_click=import_clicked,
+        disabled=not code.strip(),
+        help="Replaces the stack with the imported model (Undo brings it back)",
+    )
+    st.caption("The imported model replaces the whole design; Undo (in the sidebar) brings the previous one back.")
+    notes_ui(st.session_state[NOTES])
+    if st.session_state[NOTES] is not None:
+        st.page_link(frame.BUILD_PAGE, label="Open it on the Build page", icon=":material/stacks:")
+    frame.finish()
+
+
+main()
