@@ -65,6 +65,7 @@ class CustomLayerSpec(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     source: str
+    params: dict[str, Any] = Field(default_factory=dict)  # the arguments it was checked with; new layers start so
 
 
 class Design(BaseModel):
@@ -254,6 +255,9 @@ def dump_design(design: Design) -> str:
     for layer in data["layers"]:
         if not layer["label"]:
             del layer["label"]
+    for custom in data["custom_layers"]:
+        if not custom["params"]:
+            del custom["params"]
     return json.dumps(data, indent=2) + "\n"
 
 

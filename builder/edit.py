@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import keyword
 import re
+import tokenize
 from typing import Any
 
 from builder.catalog import catalog
-from builder.design import Design, DesignError, DType, InputSpec, LayerSpec
+from builder.design import CustomLayerSpec, Design, DesignError, DType, InputSpec, LayerSpec, validate_design
 from builder.diagnose import Fix, FixKind, LayerError
 
 # Input presets offered by the app: name -> (shape, dtype).
@@ -48,15 +51,19 @@ def _with_layers(design: Design, layers: list[LayerSpec]) -> Design:
     return design.model_copy(update={"layers": tuple(layers)})
 
 
-def default_params(layer_type: str) -> dict[str, Any]:
-    """Parameters a freshly added layer starts with (sample values for torch's required arguments)."""
+def default_params(layer_type: str, design: Design | None = None) -> dict[str, Any]:
+    """Parameters a freshly added layer starts with: sample values for torch's required arguments, or the
+    arguments a custom layer was checked with."""
     entry = catalog().get(layer_type)
-    return entry.sample_params() if entry else {}
+    if entry is not None:
+        return entry.sample_params()
+    custom = {c.name: c for c in design.custom_layers} if design else {}
+    return dict(custom[layer_type].params) if layer_type in custom else {}
 
 
 def add_layer(design: Design, layer_type: str, index: int | None = None, params: dict | None = None) -> Design:
     """Insert a layer (at the end by default) with a fresh id."""
-    layer = LayerSpec(type=layer_type, params=default_params(layer_type) if params is None else params)
+    layer = LayerSpec(type=layer_type, params=default_params(layer_type, design) if params is None else params)
     layer = layer.model_copy(update={"id": _next_id(design)})
     layers = list(design.layers)
     layers.insert(len(layers) if index is None else index, layer)
@@ -131,3 +138,67 @@ def apply_fix(design: Design, error: LayerError, fix: Fix) -> Design:
         layers[index] = layers[index].model_copy(update={"type": fix.value, "params": params})
         return _with_layers(design, layers)
     raise ValueError(f"unknown fix kind {fix.kind}")
+
+
+# ---------------------------------------------------------------- custom layers
+
+
+def with_custom_layer(design: Design, name: str, source: str, params: dict[str, Any] | None = None) -> Design:
+    """The design with this custom layer added, or its code replaced if it has one of that name.
+
+    ``params`` are the arguments the layer was checked with: a copy dropped into the stack starts with them.
+    """
+    layer = CustomLayerSpec(name=name, source=source, params=dict(params or {}))
+    names = design.custom_names()
+    customs = list(design.custom_layers)
+    if name in names:
+        customs[names.index(name)] = layer
+    else:
+        customs.append(layer)
+    return validate_design(design.model_copy(update={"custom_layers": tuple(customs)}))
+
+
+def rename_class(source: str, old: str, new: str) -> str:
+    """The source with every use of the name ``old`` (class statement, ``super(Old, self)``) renamed."""
+    lines = source.splitlines(keepends=True)
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError) as error:
+        raise DesignError(f"the code of {old} cannot be read ({error}); fix it before renaming") from None
+    for token in reversed(tokens):  # right to left, so a replacement never shifts the ones still to do
+        if token.type == tokenize.NAME and token.string == old:
+            row, col = token.start
+            lines[row - 1] = lines[row - 1][:col] + new + lines[row - 1][col + len(old) :]
+    return "".join(lines)
+
+
+def renamed_custom_layer(design: Design, old: str, new: str) -> Design:
+    """The design with custom layer ``old`` called ``new``: its class, its code and the stack's layers of it."""
+    if not new.isidentifier() or keyword.iskeyword(new) or not new.isascii():
+        raise DesignError(f"'{new}' is not a class name; use letters, digits and _, not starting with a digit")
+    if new in design.custom_names():
+        raise DesignError(f"the design already has a custom layer called {new}")
+    customs = tuple(
+        c.model_copy(update={"name": new, "source": rename_class(c.source, old, new)}) if c.name == old else c
+        for c in design.custom_layers
+    )
+    layers = tuple(layer.model_copy(update={"type": new}) if layer.type == old else layer for layer in design.layers)
+    return validate_design(design.model_copy(update={"custom_layers": customs, "layers": layers}))
+
+
+def users_of(design: Design, name: str) -> list[int]:
+    """Stack positions (1-based) of the layers of type ``name``."""
+    return [index + 1 for index, layer in enumerate(design.layers) if layer.type == name]
+
+
+def without_custom_layer(design: Design, name: str) -> Design:
+    """The design without custom layer ``name``; refused while the stack uses it."""
+    used = users_of(design, name)
+    if used:
+        where = f"layer {used[0]}" if len(used) == 1 else "layers " + ", ".join(map(str, used))
+        raise DesignError(
+            f"{name} is used by the stack's {where}; remove {'it' if len(used) == 1 else 'them'} on the Build page "
+            "first, then delete the custom layer"
+        )
+    customs = tuple(c for c in design.custom_layers if c.name != name)
+    return design.model_copy(update={"custom_layers": customs})

@@ -12,9 +12,6 @@ key, so loading a template or a layer bumps ``NONCE``; the fields below carry it
 from __future__ import annotations
 
 import ast
-import io
-import keyword
-import tokenize
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +19,8 @@ import pandas as pd
 import streamlit as st
 
 from builder.custom import check_source, layer_signature
-from builder.design import CustomLayerSpec, Design, DesignError, DType, validate_design
-from builder.edit import parse_shape
+from builder.design import CustomLayerSpec, Design, DesignError, DType
+from builder.edit import parse_shape, renamed_custom_layer, users_of, with_custom_layer, without_custom_layer
 from builder.sandbox import CheckReport, check_layer, custom_code_enabled
 from builder.summary import format_shape
 from ui import frame, inspector, state
@@ -92,64 +89,6 @@ TEMPLATES: dict[str, Template] = {
 # ---------------------------------------------------------------- design edits
 
 
-def with_custom_layer(design: Design, name: str, source: str) -> Design:
-    """The design with this custom layer added, or its code replaced if the design has one of that name."""
-    layer = CustomLayerSpec(name=name, source=source)
-    names = design.custom_names()
-    customs = list(design.custom_layers)
-    if name in names:
-        customs[names.index(name)] = layer
-    else:
-        customs.append(layer)
-    return validate_design(design.model_copy(update={"custom_layers": tuple(customs)}))
-
-
-def rename_class(source: str, old: str, new: str) -> str:
-    """The source with every use of the name ``old`` (class statement, ``super(Old, self)``) renamed."""
-    lines = source.splitlines(keepends=True)
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, SyntaxError) as error:
-        raise DesignError(f"the code of {old} cannot be read ({error}); fix it before renaming") from None
-    for token in reversed(tokens):  # right to left, so a replacement never shifts the ones still to do
-        if token.type == tokenize.NAME and token.string == old:
-            row, col = token.start
-            lines[row - 1] = lines[row - 1][:col] + new + lines[row - 1][col + len(old) :]
-    return "".join(lines)
-
-
-def renamed_custom_layer(design: Design, old: str, new: str) -> Design:
-    """The design with custom layer ``old`` called ``new``: its class, its code and the stack's layers of it."""
-    if not new.isidentifier() or keyword.iskeyword(new) or not new.isascii():
-        raise DesignError(f"'{new}' is not a class name; use letters, digits and _, not starting with a digit")
-    if new in design.custom_names():
-        raise DesignError(f"the design already has a custom layer called {new}")
-    customs = tuple(
-        CustomLayerSpec(name=new, source=rename_class(c.source, old, new)) if c.name == old else c
-        for c in design.custom_layers
-    )
-    layers = tuple(layer.model_copy(update={"type": new}) if layer.type == old else layer for layer in design.layers)
-    return validate_design(design.model_copy(update={"custom_layers": customs, "layers": layers}))
-
-
-def users_of(design: Design, name: str) -> list[int]:
-    """Stack positions (1-based) of the layers of type ``name``."""
-    return [index + 1 for index, layer in enumerate(design.layers) if layer.type == name]
-
-
-def without_custom_layer(design: Design, name: str) -> Design:
-    """The design without custom layer ``name``; refused while the stack uses it."""
-    used = users_of(design, name)
-    if used:
-        where = f"layer {used[0]}" if len(used) == 1 else "layers " + ", ".join(map(str, used))
-        raise DesignError(
-            f"{name} is used by the stack's {where}; remove {'it' if len(used) == 1 else 'them'} on the Build page "
-            "first, then delete the custom layer"
-        )
-    customs = tuple(c for c in design.custom_layers if c.name != name)
-    return design.model_copy(update={"custom_layers": customs})
-
-
 # ---------------------------------------------------------------- actions (button callbacks)
 
 
@@ -184,7 +123,7 @@ def add_clicked() -> None:
     design = state.current()
     verb = "Updated" if name in design.custom_names() else "Added"
     try:
-        new = with_custom_layer(design, name, source)
+        new = with_custom_layer(design, name, source, check["kwargs"])
     except (DesignError, ValueError) as error:
         state.notify("error", f"Could not add {name}: {error}. Your design is unchanged.")
         return
@@ -339,7 +278,7 @@ def run_check(source: str, name: str, kwargs: dict[str, Any], test_input: tuple[
     shape, dtype = test_input
     with st.spinner(f"Checking {name} in the sandbox..."):
         report = check_layer(source, name, kwargs, shape, dtype)
-    st.session_state[CHECK] = {"source": source, "name": name, "report": report}
+    st.session_state[CHECK] = {"source": source, "name": name, "report": report, "kwargs": dict(kwargs)}
 
 
 def excerpt(source: str, line: int) -> str:
