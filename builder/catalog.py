@@ -263,7 +263,8 @@ def _kind_of(param: inspect.Parameter) -> tuple[ParamKind, bool, int | None]:
     return ParamKind.ANY, optional, None
 
 
-def _param_spec(layer: str, param: inspect.Parameter) -> ParamSpec:
+def param_spec(layer: str, param: inspect.Parameter) -> ParamSpec:
+    """A form field for one constructor argument (also used for custom layers' signatures)."""
     kind, optional, arity = _kind_of(param)
     required = param.default is inspect.Parameter.empty
     default = None if required else param.default
@@ -328,7 +329,7 @@ def _entry(name: str, cls: type[nn.Module]) -> LayerEntry | None:
     category = _category(name, cls)
     if category is None or name in EXCLUDED:
         return None
-    params = tuple(_param_spec(name, p) for p in _signature(name, cls) if p.name not in HIDDEN)
+    params = tuple(param_spec(name, p) for p in _signature(name, cls) if p.name not in HIDDEN)
     return LayerEntry(
         name=name,
         category=category,

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from builder.catalog import ParamKind, ParamSpec, _param_spec, catalog
+from builder.catalog import ParamKind, ParamSpec, catalog, param_spec
 from builder.design import CustomLayerSpec, DesignError
 
 MAX_SOURCE_CHARS = 50_000
@@ -377,7 +377,7 @@ def _form_param(arg: ast.arg, default: ast.expr | None, kind: inspect._Parameter
     elif _is_constant(default):
         value = ast.literal_eval(default)
     else:
-        spec = _param_spec("", inspect.Parameter(arg.arg, kind, default=None, annotation=annotation))
+        spec = param_spec("", inspect.Parameter(arg.arg, kind, default=None, annotation=annotation))
         return replace(spec, default=None, optional=False, kind=spec.kind if annotation else ParamKind.ANY)
     value = list(value) if isinstance(value, tuple) else value
-    return _param_spec("", inspect.Parameter(arg.arg, kind, default=value, annotation=annotation))
+    return param_spec("", inspect.Parameter(arg.arg, kind, default=value, annotation=annotation))

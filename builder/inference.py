@@ -222,7 +222,8 @@ def dummy_input(design: Design, device: str) -> torch.Tensor:
     return torch.randn(shape, dtype=dtype, generator=generator)
 
 
-def _needs_values(error: Exception) -> bool:
+def needs_values(error: Exception) -> bool:
+    """Whether a meta-device failure means the op needs real values rather than other shapes."""
     text = str(error).lower()
     return isinstance(error, NotImplementedError) or any(marker in text for marker in NEEDS_VALUES)
 
@@ -273,7 +274,7 @@ def _run_layer(
         out, flops = _forward(module, style, x, count)
         return _Step(module, out, flops)
     except Exception as error:
-        if not _needs_values(error):
+        if not needs_values(error):
             raise
         reason = str(error).splitlines()[0]
     real = build_layer(spec, custom, "cpu", design.input.dtype)

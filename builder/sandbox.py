@@ -29,16 +29,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from builder.custom import CodeProblem, check_source, require_valid
-from builder.design import (
-    Design,
-    DesignError,
-    _pydantic_message,
-    dump_design,
-    validate_design,
-)
+from builder.design import Design, DesignError, design_from_dict, dump_design, validate_design
 from builder.diagnose import LayerError
 from builder.inference import ParamInfo, Trace
 from builder.sandbox_worker import DONE, GRACE, MAX_MESSAGE, PROGRESS, READY, RESULT, with_line
@@ -476,11 +468,7 @@ def _one_layer_design(
         "layers": [{"type": name, "params": init_kwargs}],
         "custom_layers": [{"name": name, "source": source}],
     }
-    try:
-        design = Design.model_validate(data)
-    except ValidationError as error:
-        raise DesignError(_pydantic_message(error, data)) from None
-    return validate_design(design)
+    return design_from_dict(data)
 
 
 def _report(report: CheckReport, outcome: _Outcome, current: SandboxSettings) -> CheckReport:

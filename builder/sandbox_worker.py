@@ -43,7 +43,7 @@ from torch import nn
 from builder.catalog import catalog
 from builder.custom import ALLOWED_IMPORTS, DENIED_ATTRIBUTES, CodeProblem, check_source
 from builder.design import CustomLayerSpec, Design, DesignError, InputSpec, LayerSpec, load_design
-from builder.inference import _needs_values, infer_shapes, inspect_design
+from builder.inference import infer_shapes, inspect_design, needs_values
 
 # Message tags on the wire: the first byte of every message.
 READY = b"Y"  # worker -> caller, once: torch is imported and warm
@@ -195,7 +195,7 @@ class _Watch:
         _STATE.depth -= 1
         if error is None or isinstance(error, CustomLayerError):
             return False
-        if isinstance(error, Exception) and _needs_values(error):
+        if isinstance(error, Exception) and needs_values(error):
             return False  # inference re-runs the layer on real tensors
         if isinstance(error, RecursionError) and _STATE.depth > 0:
             return False  # describe it where the stack has room: at the outermost call

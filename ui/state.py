@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from builder.design import Design, DesignError, design_from_dict, design_key
+from builder.design import Design, DesignError, design_key
 from builder.inference import Trace
 from builder.run import analyze
 from builder.share import decode_design, encode_design
@@ -20,27 +20,13 @@ from builder.share import decode_design, encode_design
 URL_PARAM = "design"
 HISTORY_LIMIT = 200
 SEED_EXAMPLE = "d2l-mlp"
-# The seed's MLP, should the examples folder be missing: LazyLinear(256) -> ReLU -> LazyLinear(10) on (2, 20).
-SEED = {
-    "version": 1,
-    "name": "d2l-mlp",
-    "input": {"shape": [2, 20]},
-    "layers": [
-        {"type": "LazyLinear", "params": {"out_features": 256}},
-        {"type": "ReLU"},
-        {"type": "LazyLinear", "params": {"out_features": 10}},
-    ],
-}
 
 
 def seed_design() -> Design:
-    """The design a first visit opens with."""
+    """The design a first visit opens with: the seed's MLP (examples/d2l-mlp.json)."""
     from builder.examples import load_example
 
-    try:
-        return load_example(SEED_EXAMPLE)
-    except DesignError:
-        return design_from_dict(SEED)
+    return load_example(SEED_EXAMPLE)
 
 
 def init_state() -> None:
@@ -160,5 +146,5 @@ def warm_up() -> bool:
     # before it is ready waits then, and reports the same error if it cannot start.
     with contextlib.suppress(OSError, ValueError):
         sandbox.warm_up()
-    analyze(design_from_dict(SEED), run=True)
+    analyze(seed_design(), run=True)
     return True
