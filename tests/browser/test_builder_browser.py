@@ -49,6 +49,7 @@ def open_app(page: Page, query: str = "") -> None:
     page.goto(page.app_url + "/" + query)  # type: ignore[attr-defined]
     wait_idle(page)
     container(page, "Model stack").wait_for()
+    page.locator(f"{GRAPH} g.node").first.wait_for()  # graphviz draws the SVG in the browser, after the run ends
 
 
 def container(page: Page, header: str):
