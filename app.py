@@ -17,7 +17,8 @@ from builder.edit import apply_fix
 from builder.graph import render_graph
 from builder.inference import Trace
 from builder.summary import format_shape, summary_rows
-from ui import frame, inspector, stack, state
+from ui import frame, inspector, review, stack, state
+from ui.text import plain
 
 STEP_SECONDS = 0.15  # the forward pass fills the graph one layer at a time, at this pace...
 MAX_ANIMATION_SECONDS = 4.0  # ...unless the stack is long
@@ -26,9 +27,16 @@ MAX_ANIMATION_SECONDS = 4.0  # ...unless the stack is long
 # ---------------------------------------------------------------- forward pass, graph, errors
 
 
-def run_controls_ui() -> tuple[bool, bool]:
+def run_controls_ui(can_run: bool) -> tuple[bool, bool]:
     """The run button and its modes; returns (run clicked, animate layer by layer)."""
-    clicked = st.button("Run dummy forward pass", key="run_forward", type="primary", icon=":material/play_arrow:")
+    clicked = st.button(
+        "Run dummy forward pass",
+        key="run_forward",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=not can_run,
+        help=None if can_run else "The design contains code: read it above and run it first.",
+    )
     mode_col, live_col = st.columns([1, 1], vertical_alignment="center")
     mode = mode_col.segmented_control(
         "Show the run",
@@ -42,13 +50,16 @@ def run_controls_ui() -> tuple[bool, bool]:
 
 
 def view_trace(design: Design) -> Trace | None:
-    """The forward pass if it was run on this design (or live mode is on), else the layers as built."""
+    """The forward pass if it was run on this design (or live mode is on), else the layers as built.
+
+    None for an empty stack, and for a design whose code is waiting for approval (nothing of it is built).
+    """
     if not design.layers:
         return None
     try:
         return state.trace_of(design, run=state.ran(design))
     except DesignError as error:
-        st.error(str(error))
+        st.error(plain(error), icon=":material/error:")
         return None
 
 
@@ -82,7 +93,7 @@ def error_ui(trace: Trace | None) -> None:
     error = trace.error if trace else None
     if error is None:
         return
-    st.error(error.message, icon=":material/error:")
+    st.error(plain(error.message), icon=":material/error:")
     for position, fix in enumerate(error.fixes):
         label, kind = (f"Fix: {fix.description}", "primary") if fix.certain else (f"Or: {fix.description}", "secondary")
         st.button(
@@ -168,6 +179,7 @@ def main() -> None:
     design = state.current()
     st.title("Build a model")
     st.caption("Drag layers into the stack, choose the input, then run a dummy forward pass to see every shape.")
+    can_run = review.review_ui(design)
     inspector.input_ui(design)
     build_col, graph_col = st.columns([5, 4], gap="large")
     with build_col:
@@ -179,7 +191,7 @@ def main() -> None:
         if selected:
             inspector.inspector_ui(design, selected)
     with graph_col:
-        clicked, animate = run_controls_ui()
+        clicked, animate = run_controls_ui(can_run)
         if clicked:
             state.mark_ran(design)
         trace = view_trace(design)

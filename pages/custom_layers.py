@@ -23,7 +23,8 @@ from builder.design import CustomLayerSpec, Design, DesignError, DType
 from builder.edit import parse_shape, renamed_custom_layer, users_of, with_custom_layer, without_custom_layer
 from builder.sandbox import CheckReport, check_layer, custom_code_enabled
 from builder.summary import format_shape
-from ui import frame, inspector, state
+from ui import frame, inspector, review, state
+from ui.text import plain
 
 try:
     from code_editor import code_editor
@@ -128,6 +129,7 @@ def add_clicked() -> None:
         state.notify("error", f"Could not add {name}: {error}. Your design is unchanged.")
         return
     state.commit(new)
+    state.approve(*(spec for spec in new.custom_layers if spec.name == name))  # checked here: the user's own code
     state.notify(
         "success",
         f"{verb} {name}: it is in the palette under Custom on the Build page; drag it into the stack. "
@@ -136,12 +138,16 @@ def add_clicked() -> None:
 
 
 def rename_clicked(old: str, key: str) -> None:
+    """Rename a custom layer; approved code stays approved under its new name (the user's own edit)."""
     new = st.session_state.get(key, "").strip()
+    before = state.current()
     try:
-        design = renamed_custom_layer(state.current(), old, new)
+        design = renamed_custom_layer(before, old, new)
     except (DesignError, ValueError) as error:
         state.notify("error", f"Could not rename {old}: {error}.")
         return
+    if not any(spec.name == old for spec in state.unapproved(before)):
+        state.approve(*(spec for spec in design.custom_layers if spec.name == new))
     state.commit(design)
     state.notify("success", f"Renamed {old} to {new}, in its code and in the stack. Undo takes it back.")
 
@@ -213,7 +219,8 @@ def target_ui(source: str) -> str | None:
     classes = layer_classes(source)
     if not classes:
         problems = check_source(source, "your layer") if source.strip() else ()
-        st.warning(f"{problems[0]}." if problems else "Write a class: `class MyLayer(nn.Module):` with a forward.")
+        hint = "Write a class: `class MyLayer(nn.Module):` with a forward."
+        st.warning(plain(f"{problems[0]}.") if problems else hint)
         return None
     ss = st.session_state
     preferred = ss[TARGET] if ss[TARGET] in classes else classes[-1]
@@ -227,10 +234,10 @@ def args_ui(source: str, name: str) -> dict[str, Any] | None:
     try:
         params = layer_signature(source, name)
     except DesignError as error:
-        st.error(f"{error}.")
+        st.error(plain(f"{error}."))
         return None
     if not params:
-        st.caption(f"{name}'s constructor takes no arguments.")
+        st.caption(plain(f"{name}'s constructor takes no arguments."))
         return {}
     ss = st.session_state
     seed = ss[SEED_ARGS] if ss[TARGET] == name else {}
@@ -243,7 +250,7 @@ def args_ui(source: str, name: str) -> dict[str, Any] | None:
             try:
                 value = inspector.custom_value(param, ss[key])
             except DesignError as error:
-                st.caption(f":red[{error}]")
+                st.caption(f":red[{plain(error)}]")
                 kwargs = None
                 continue
         if kwargs is not None and value is not None:
@@ -269,7 +276,7 @@ def input_ui(design: Design) -> tuple[tuple[int, ...], str] | None:
     try:
         return parse_shape(text), str(dtype)
     except DesignError as error:
-        shape_col.caption(f":red[{error}]")
+        shape_col.caption(f":red[{plain(error)}]")
         return None
 
 
@@ -290,10 +297,8 @@ def excerpt(source: str, line: int) -> str:
 
 def success_ui(report: CheckReport) -> None:
     """What a passing check found: shapes, parameters and where it ran."""
-    st.success(
-        f"{report.name} works: input {format_shape(report.input_shape)} → output {format_shape(report.output_shape)}.",
-        icon=":material/check:",
-    )
+    shapes = f"input {format_shape(report.input_shape)} → output {format_shape(report.output_shape)}"
+    st.success(plain(f"{report.name} works: {shapes}."), icon=":material/check:")
     shape, params, flops, device = st.columns(4)
     shape.metric("Output shape", format_shape(report.output_shape))
     params.metric("Parameters", f"{report.param_count:,}")
@@ -310,7 +315,7 @@ def success_ui(report: CheckReport) -> None:
         rows = [{"parameter": p.name, "shape": p.describe()} for p in report.params]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     for note in report.notes:
-        st.caption(note)
+        st.caption(plain(note))
 
 
 def report_ui(check: dict[str, Any] | None, source: str, name: str | None) -> bool:
@@ -325,7 +330,7 @@ def report_ui(check: dict[str, Any] | None, source: str, name: str | None) -> bo
     if report.ok:
         success_ui(report)
     for problem in report.problems:
-        st.error(f"{problem}.", icon=":material/error:")
+        st.error(plain(f"{problem}."), icon=":material/error:")
         if problem.line and problem.line <= len(check["source"].splitlines()):
             st.code(excerpt(check["source"], problem.line), language=None)
     if report.output:
@@ -369,16 +374,22 @@ def workbench_ui(design: Design) -> None:
 
 
 def custom_layer_ui(design: Design, spec: CustomLayerSpec, editable: bool) -> None:
-    """One custom layer: where the stack uses it, and edit, rename and delete."""
+    """One custom layer: where the stack uses it, and edit, rename and delete.
+
+    Code waiting for approval cannot be loaded into the editor, where a check would run it: approve it first.
+    """
     used = users_of(design, spec.name)
+    waiting = spec in state.unapproved(design)
     with st.container(border=True):
-        st.markdown(f"**{spec.name}**")
+        st.markdown(f"**{plain(spec.name)}**")
         st.caption(
             f"Used by the stack's layer{'s' if len(used) > 1 else ''} {', '.join(map(str, used))}."
             if used
             else "Not used in the stack yet."
         )
-        with st.expander("Code"):
+        if waiting:
+            st.caption(":orange[Not run yet: its code came with the design and waits for your approval above.]")
+        with st.expander("Code", expanded=waiting):
             st.code(spec.source, language="python")
         edit_col, name_col, rename_col, delete_col = st.columns([1, 2, 1, 1], vertical_alignment="bottom")
         gen = state.generation()
@@ -388,7 +399,7 @@ def custom_layer_ui(design: Design, spec: CustomLayerSpec, editable: bool) -> No
             icon=":material/edit:",
             on_click=edit_clicked,
             args=(spec.name,),
-            disabled=not editable,
+            disabled=not editable or waiting,
             width="stretch",
         )
         key = f"custom.new_name.{spec.name}.{gen}"
@@ -435,6 +446,7 @@ def main() -> None:
         "Write your own `nn.Module`, check it, and add it to the design: it then joins the palette under Custom "
         "and behaves like a built-in layer in the stack, the graph, the table and the exported code."
     )
+    review.review_ui(design)
     if custom_code_enabled():
         init_page()
         workbench_ui(design)

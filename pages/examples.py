@@ -8,6 +8,7 @@ from builder.design import Design
 from builder.examples import list_examples
 from builder.summary import format_shape
 from ui import frame, state
+from ui.text import plain
 
 COLUMNS = 3
 
@@ -21,12 +22,12 @@ def examples() -> dict[str, Design]:
 def example_card(name: str, design: Design) -> bool:
     """One example: its name, input and layers, and a load button; returns True when clicked."""
     with st.container(border=True):
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{plain(name)}**")
         st.caption(f"input {format_shape(design.input.shape)} {design.input.dtype} · {len(design.layers)} layers")
         types = " → ".join(layer.type for layer in design.layers[:6])
         st.text(types + (" → ..." if len(design.layers) > 6 else ""))
         if design.custom_layers:
-            st.caption(f"custom layers: {', '.join(design.custom_names())}")
+            st.caption(plain(f"custom layers: {', '.join(design.custom_names())}"))
         return st.button("Load", key=f"load.{name}", icon=":material/open_in_new:", width="stretch")
 
 

@@ -13,7 +13,8 @@ from builder.export import ExportStyle, export_code
 from builder.graph import render_graph
 from builder.inference import Trace
 from builder.summary import summary_rows
-from ui import frame, state
+from ui import frame, review, state
+from ui.text import plain
 
 STYLE_NAMES = {ExportStyle.SEQUENTIAL: "nn.Sequential", ExportStyle.MODULE: "nn.Module subclass"}
 GRAPH_MIME = {"svg": "image/svg+xml", "png": "image/png"}
@@ -104,7 +105,10 @@ def downloads_ui(design: Design, trace: Trace | None, code: str) -> None:
 
 
 def forward_trace(design: Design) -> Trace | None:
-    """The forward pass, for shape comments and materialized sizes; None if the design cannot be traced."""
+    """The forward pass, for shape comments and materialized sizes; None if the design cannot be traced.
+
+    Also None while the design's code waits for approval: the code is then exported without shape comments.
+    """
     if not design.layers:
         return None
     try:
@@ -118,14 +122,17 @@ def main() -> None:
     design = state.current()
     st.title("Export")
     st.caption("Runnable PyTorch code that never imports this builder: run it and it prints the output shape.")
+    if not review.review_ui(design):
+        st.caption("The code below has no shape comments until the design's code has run.")
     trace = forward_trace(design)
     if trace is not None and trace.error is not None:
-        st.warning(f"The forward pass stops at a layer, so the code has no shape comments. {trace.error.message}")
+        stops = "The forward pass stops at a layer, so the code has no shape comments."
+        st.warning(f"{stops} {plain(trace.error.message)}")
     style, materialize = options_ui(trace)
     try:
         code = _code(design_key(design), style, materialize, design, trace if trace and trace.ok else None)
     except DesignError as error:
-        st.error(f"This design cannot be exported yet: {error}")
+        st.error(f"This design cannot be exported yet: {plain(error)}")
     else:
         downloads_ui(design, trace, code)
         st.code(code, language="python", line_numbers=True)

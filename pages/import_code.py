@@ -129,6 +129,8 @@ def imported_message(design: Design) -> str:
     )
     if design.custom_layers and not custom_code_enabled():
         text += " Custom code is turned off on this server, so the custom layers cannot be traced here."
+    elif not state.code_approved(design):
+        text += " The custom layers' code runs only once you have read it and approved it (on the Build page)."
     return text
 
 

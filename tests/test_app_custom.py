@@ -7,6 +7,7 @@ would (``custom.draft``); the plain text-area fallback is tested by hiding the c
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def add(at: AppTest) -> None:
 
 
 def texts(elements) -> str:
-    return "\n".join(e.value for e in elements)
+    """The elements' text as the page shows it: the backslash escapes of user-made text (ui.text.plain) resolved."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", "\n".join(e.value for e in elements))
 
 
 def button(at: AppTest, key_start: str):

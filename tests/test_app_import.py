@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,8 @@ def types(at: AppTest) -> list[str]:
 
 
 def texts(elements) -> str:
-    return "\n".join(e.value for e in elements)
+    """The elements' text as the page shows it: the backslash escapes of user-made text (ui.text.plain) resolved."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", "\n".join(e.value for e in elements))
 
 
 def code_box(at: AppTest):

@@ -11,6 +11,7 @@ import streamlit as st
 
 from builder.design import DesignError, dump_design, load_design
 from ui import state
+from ui.text import plain
 
 UPLOAD_KEY = "design_upload"
 BUILD_PAGE = "app.py"
@@ -23,6 +24,8 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("pages/export.py", "Export", ":material/download:"),
     ("pages/examples.py", "Examples", ":material/collections_bookmark:"),
 )
+# How a notice (``state.notify``) is shown, by its kind.
+NOTICES = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
 
 
 def start() -> None:
@@ -34,10 +37,14 @@ def start() -> None:
         for path, label, icon in PAGES:
             st.page_link(path, label=label, icon=icon)
         st.divider()
-    notice = state.pop_notice()
+    notice_ui(state.pop_notice())
+
+
+def notice_ui(notice: tuple[str, str] | None) -> None:
+    """The message the last action left, as text: it quotes names, files, values and errors users made."""
     if notice:
         kind, text = notice
-        getattr(st, kind)(text)
+        NOTICES[kind](plain(text))
 
 
 def load_uploaded() -> None:
@@ -52,7 +59,10 @@ def load_uploaded() -> None:
         state.notify("error", f"Could not load {upload.name}: {reason}. Your design is unchanged.")
         return
     state.commit(design)
-    state.notify("success", f"Loaded {upload.name} ({len(design.layers)} layers). Undo brings the old design back.")
+    text = f"Loaded {upload.name} ({len(design.layers)} layers). Undo brings the old design back."
+    if state.unapproved(design):
+        text += " Its custom layers' code runs only once you have read it and approved it."
+    state.notify("success", text)
 
 
 def history_ui() -> None:

@@ -1,25 +1,34 @@
-"""The session's design, its undo history, the `design` URL parameter and cached traces.
+"""The session's design, its undo history, the `design` URL parameter, approved code and cached traces.
 
 Every page reads ``current()`` and changes the design only through ``commit()``, so undo/redo and the URL see
 every edit. Widgets whose value mirrors the design carry ``generation()`` in their key: an edit made elsewhere
 (undo, a drop, a fix, a loaded file) bumps it, so those widgets are re-created from the design.
+
+Custom layers are code. Code that arrives with a design (a link, a file, an import) runs only once the user has
+read it and approved it: ``trace_of`` returns None for a design holding code this session has not approved, so
+no page can build its layers before that. Approval is by exact code (each custom layer's name and source), so
+undo, redo or another copy of the design cannot carry new code past it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import json
 from dataclasses import replace
 
 import streamlit as st
 
-from builder.design import Design, DesignError, design_key
+from builder import run as runner
+from builder.design import CustomLayerSpec, Design, DesignError, design_key
 from builder.inference import Trace
-from builder.run import analyze
 from builder.share import decode_design, encode_design
 
 URL_PARAM = "design"
 HISTORY_LIMIT = 200
 SEED_EXAMPLE = "d2l-mlp"
+BAD_LINK = "design link: the link cannot be read; copy the whole link again"
 
 
 def seed_design() -> Design:
@@ -29,22 +38,40 @@ def seed_design() -> Design:
     return load_example(SEED_EXAMPLE)
 
 
+def design_from_url() -> tuple[Design, str | None]:
+    """The design the URL's link holds, or the seed and the reason the link could not be read."""
+    text = st.query_params.get(URL_PARAM)
+    if not text:
+        return seed_design(), None
+    try:
+        design = decode_design(text)
+        encode_design(design)  # every run writes the design back into the URL: it must survive that too
+    except DesignError as error:
+        return seed_design(), str(error)
+    except Exception:  # a link is anyone's text: whatever it makes the decoder raise, open the seed
+        return seed_design(), BAD_LINK
+    return design, None
+
+
 def init_state() -> None:
-    """Set up the session once: the design from the URL if it holds one, else the seed."""
+    """Set up the session once: the design from the URL if it holds one, else the seed.
+
+    A link that cannot be read gives one message and the seed, and the URL is rewritten at once, so no rerun
+    (and no reload) meets the bad link again.
+    """
     ss = st.session_state
     if "design" in ss:
         return
-    ss.undo, ss.redo, ss.generation, ss.notice = [], [], 0, None
+    design, problem = design_from_url()
+    ss.undo, ss.redo, ss.generation = [], [], 0
+    ss.notice = ("error", f"{problem}. Opened the example design instead.") if problem else None
     ss.ran_key = None
+    ss.approved_code = set(example_code())
     ss.url_written = None
-    text = st.query_params.get(URL_PARAM)
-    ss.design = seed_design()
-    if text:
-        try:
-            ss.design = decode_design(text)
-            ss.url_written = text
-        except DesignError as error:
-            ss.notice = ("error", f"{error}. Opened the example design instead.")
+    if problem:
+        ss.url_written = encode_design(design)
+        st.query_params[URL_PARAM] = ss.url_written
+    ss.design = design  # last: a session is set up completely or not at all
 
 
 def current() -> Design:
@@ -109,14 +136,55 @@ def sync_url() -> None:
         ss.url_written = text
 
 
+# ---------------------------------------------------------------- approved code
+
+
+def code_key(spec: CustomLayerSpec) -> str:
+    """A custom layer's code, as approval knows it: a hash of its exact name and source."""
+    return hashlib.sha256(json.dumps([spec.name, spec.source]).encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def example_code() -> frozenset[str]:
+    """The code of the project's own examples (examples/*.json): approved in every session."""
+    from builder.examples import list_examples
+
+    return frozenset(code_key(spec) for design in list_examples().values() for spec in design.custom_layers)
+
+
+def unapproved(design: Design) -> tuple[CustomLayerSpec, ...]:
+    """The design's custom layers whose code this session has not approved."""
+    approved = st.session_state.get("approved_code", ())
+    return tuple(spec for spec in design.custom_layers if code_key(spec) not in approved)
+
+
+def code_approved(design: Design) -> bool:
+    """Whether every custom layer of the design may run (a design without custom layers always may)."""
+    return not unapproved(design)
+
+
+def approve(*specs: CustomLayerSpec) -> None:
+    """Let this code run for the rest of the session: the user read it and asked for it, or typed it."""
+    ss = st.session_state
+    ss.approved_code = {*ss.get("approved_code", ()), *(code_key(spec) for spec in specs)}
+
+
+# ---------------------------------------------------------------- traces
+
+
 # Traces are immutable, so the cache hands out the same object instead of a pickled copy (st.cache_data would).
 @st.cache_resource(max_entries=256, show_spinner=False)
 def _trace(key: str, run: bool, _design: Design) -> Trace:
-    return analyze(_design, run=run)
+    return runner.analyze(_design, run=run)
 
 
-def trace_of(design: Design, run: bool) -> Trace:
-    """The design's trace (``run``: the dummy forward pass; else the layers as built), cached by design."""
+def trace_of(design: Design, run: bool) -> Trace | None:
+    """The design's trace (``run``: the dummy forward pass; else the layers as built), cached by design.
+
+    None while the design holds code the user has not approved: nothing of it is built, not even its layers.
+    """
+    if not code_approved(design):
+        return None
     return _trace(design_key(design), run, design)
 
 
@@ -146,5 +214,5 @@ def warm_up() -> bool:
     # before it is ready waits then, and reports the same error if it cannot start.
     with contextlib.suppress(OSError, ValueError):
         sandbox.warm_up()
-    analyze(seed_design(), run=True)
+    runner.analyze(seed_design(), run=True)
     return True
