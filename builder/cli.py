@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from builder.summary import printable  # stdlib only: no torch before parsing
+
 if TYPE_CHECKING:
     from builder.design import Design
     from builder.inference import Trace
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_ERROR = 1
 DEBUG_ENV = "BUILDER_DEBUG"  # set to 1 to see the traceback of an unexpected failure
+MAX_SHAPE_TEXT = 200  # characters of --input-shape; six sizes of ten digits fit many times over
 EXPORT_STYLES: tuple[str, ...] = ("sequential", "module")  # builder.export.ExportStyle's values (no torch for --help)
 
 
@@ -33,15 +36,21 @@ class CommandError(Exception):
     """A failure to report as one ``error:`` line and exit status 1."""
 
 
-def _input_shape(text: str) -> tuple[int, ...]:
-    """argparse type for --input-shape: ``2,20`` or ``1x3x32x32``."""
-    from builder.design import DesignError
+def input_shape_arg(text: str) -> tuple[int, ...]:
+    """argparse type for --input-shape: ``2,20`` or ``1x3x32x32``, within the design format's limits."""
+    from builder.design import DesignError, shape_problem
     from builder.edit import parse_shape
 
+    if len(text) > MAX_SHAPE_TEXT:
+        raise argparse.ArgumentTypeError(f"{len(text):,} characters is not a shape; type sizes such as 2,20")
     try:
-        return parse_shape(text)
-    except DesignError as error:
-        raise argparse.ArgumentTypeError(str(error).removeprefix("input shape: ")) from None
+        shape = parse_shape(text)
+    except (DesignError, ValueError) as error:  # ValueError: digits int() cannot read
+        raise argparse.ArgumentTypeError(printable(str(error)).removeprefix("input shape: ")) from None
+    problem = shape_problem(shape)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return shape
 
 
 def read_design(path: str, input_shape: tuple[int, ...] | None = None) -> Design:
@@ -85,7 +94,7 @@ def _report(trace: Trace) -> int:
     """Exit status for a trace: 1 with the diagnosis on stderr when the forward pass failed."""
     if trace.error is None:
         return EXIT_OK
-    print(f"error: {trace.error.message}", file=sys.stderr)
+    print(f"error: {printable(trace.error.message)}", file=sys.stderr)
     return EXIT_ERROR
 
 
@@ -120,12 +129,16 @@ def run_export(args: argparse.Namespace) -> int:
     """`export`: PyTorch source for the design."""
     design = read_design(args.design, args.input_shape)
     trace = trace_design(design, args.trust)
+    from builder.design import DesignError
     from builder.export import ExportStyle, export_code  # black and the code generator: only for this command
 
     if args.materialize and not trace.ok:
         message = trace.error.message if trace.error else "the forward pass did not run"
         raise CommandError(f"--materialize needs a design whose forward pass runs: {message}")
-    code = export_code(design, trace, style=ExportStyle(args.style), materialize=args.materialize)
+    try:
+        code = export_code(design, trace, style=ExportStyle(args.style), materialize=args.materialize)
+    except DesignError as error:  # a custom layer's code the static check refuses
+        raise CommandError(str(error)) from None
     _emit(code, args.output)
     return _report(trace)
 
@@ -153,7 +166,7 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("design", help="a design file (.json, as saved by the app)")
     common.add_argument(
-        "--input-shape", type=_input_shape, metavar="SHAPE", help="override the design's input shape, e.g. 2,20"
+        "--input-shape", type=input_shape_arg, metavar="SHAPE", help="override the design's input shape, e.g. 2,20"
     )
     common.add_argument(
         "--trust", action="store_true", help="run custom layers' code in this process instead of the sandbox"
@@ -202,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except CommandError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Python's docs advise
@@ -211,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(DEBUG_ENV):
             raise
         print(
-            f"error: unexpected {type(error).__name__}: {error}. This is a bug in the builder; "
+            f"error: unexpected {type(error).__name__}: {printable(str(error))}. This is a bug in the builder; "
             f"run again with {DEBUG_ENV}=1 to see the traceback and report it",
             file=sys.stderr,
         )

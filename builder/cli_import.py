@@ -12,18 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from builder.cli import input_shape_arg
+from builder.summary import printable
+
 HELP = "read PyTorch code (an nn.Sequential or an nn.Module class) into a design file; the code is not run"
-
-
-def _input_shape(text: str) -> tuple[int, ...]:
-    """argparse type for --input-shape: ``2,20`` or ``1x3x32x32``."""
-    from builder.design import DesignError
-    from builder.edit import parse_shape
-
-    try:
-        return parse_shape(text)
-    except DesignError as error:
-        raise argparse.ArgumentTypeError(str(error).removeprefix("input shape: ")) from None
 
 
 def register_import_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,7 +25,7 @@ def register_import_command(subparsers: argparse._SubParsersAction) -> argparse.
     parser.add_argument("-o", "--output", metavar="DESIGN.json", help="write the design here (default: stdout)")
     parser.add_argument("--name", help="the design's name (default: the file's name)")
     parser.add_argument(
-        "--input-shape", type=_input_shape, metavar="SHAPE", help="the input shape, e.g. 2,20 (default: the code's)"
+        "--input-shape", type=input_shape_arg, metavar="SHAPE", help="the input shape, e.g. 2,20 (default: the code's)"
     )
     parser.set_defaults(run=run_import)
     return parser
@@ -61,7 +53,8 @@ def run_import(args: argparse.Namespace) -> int:
         source = _read_source(args.source)
         result = import_code(source, name=args.name or Path(args.source).stem, input_shape=args.input_shape)
     except (OSError, DesignError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        lines = str(error).splitlines() or [""]  # "nothing to import" lists the problems, one per line
+        print("error: " + "\n".join(map(printable, lines)), file=sys.stderr)
         return 1
     for note in result.notes:
         print(note, file=sys.stderr)

@@ -11,10 +11,12 @@ import base64
 import binascii
 import zlib
 
-from builder.design import Design, DesignError, dump_design, load_design
+from builder.design import MAX_DESIGN_CHARS, Design, DesignError, dump_design, load_design
 
-# A design link larger than this once inflated is refused: no real design comes near it.
-MAX_JSON_BYTES = 2_000_000
+# A design link larger than this once inflated is refused, as a design file of that size is: none comes near it.
+MAX_JSON_BYTES = MAX_DESIGN_CHARS
+# Longer link text is refused before it is decoded: base64 of the largest design, even incompressible, is shorter.
+MAX_LINK_CHARS = 2 * MAX_JSON_BYTES
 
 
 def encode_design(design: Design) -> str:
@@ -25,6 +27,10 @@ def encode_design(design: Design) -> str:
 
 def decode_design(text: str) -> Design:
     """Read a design from :func:`encode_design` text; raise DesignError saying what is wrong with the link."""
+    if not isinstance(text, str):
+        raise DesignError(f"design link: the 'design' parameter must be text, not {type(text).__name__}")
+    if len(text) > MAX_LINK_CHARS:
+        raise DesignError(f"design link: the link is {len(text):,} characters long; at most {MAX_LINK_CHARS:,}")
     text = text.strip()
     if not text:
         raise DesignError("design link: the 'design' parameter is empty")

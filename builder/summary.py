@@ -60,8 +60,13 @@ def _compact(count: int) -> str:
     return str(count)
 
 
+def printable(text: str) -> str:
+    """One line for a terminal: control characters (escape sequences, line breaks) and the like become spaces."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
 def _cell(column: str, value: Any) -> str:
-    return f"{value:,}" if column in NUMERIC else str(value)
+    return f"{value:,}" if column in NUMERIC else printable(str(value))
 
 
 def _pad(column: str, value: str, width: int) -> str:
@@ -112,8 +117,8 @@ def format_summary(trace: Trace, show_error: bool = True) -> str:
     table = _table_lines(summary_rows(trace))
     width = min(MAX_WIDTH, max(len(line) for line in table))
     heavy, light = "=" * width, "-" * width
-    title = [f"Design: {trace.name}", f"Input: {format_shape(trace.input_shape)} {trace.input_dtype}"]
+    title = [f"Design: {printable(trace.name)}", f"Input: {format_shape(trace.input_shape)} {trace.input_dtype}"]
     lines = [heavy, *title, heavy, table[0], light, *table[1:], heavy, *_totals(trace), heavy]
     if show_error and trace.error is not None:
-        lines += [*textwrap.wrap(f"Error: {trace.error.message}", width=max(width, 60)), heavy]
+        lines += [*textwrap.wrap(printable(f"Error: {trace.error.message}"), width=max(width, 60)), heavy]
     return "\n".join(lines) + "\n"
