@@ -4,11 +4,16 @@
 constructor the way a person writes torch (required arguments positional, optional ones only when they differ
 from torch's default), assemble the file from small blocks (imports, custom layers, ``Stackable``, the model,
 the dummy forward pass) and format it with black. Custom layer sources are spliced in after formatting, so they
-stay exactly as the user wrote them.
+stay exactly as the user wrote them (a ``from __future__`` import moves to the top, where Python requires it).
+
+Nothing of the design reaches the file as code except through two doors: ``_name`` (a Python identifier, or a
+ValueError) and ``_literal`` (the repr of None, a bool, an int, a finite float, a str, or lists of those). Free
+text (the design's name) goes only into the docstrings, stripped to one line of printable characters.
 """
 
 from __future__ import annotations
 
+import ast
 import inspect
 import keyword
 import math
@@ -24,7 +29,7 @@ from torch import nn
 
 from builder.adapters import CALLS, Stackable
 from builder.catalog import CallStyle, LayerEntry, call_style, catalog
-from builder.design import Design, DType, LayerSpec, validate_design
+from builder.design import RESERVED_NAMES, Design, DType, LayerSpec, source_bindings, validate_design
 from builder.inference import LayerTrace, Trace, token_range, torch_params
 
 Shape = tuple[int, ...]
@@ -57,7 +62,7 @@ HEADER = '''"""{title}: a PyTorch model exported by the visual model builder.
 Run this file to build the model and pass a dummy input through it; it prints the output shape.
 """
 
-import torch
+{future}import torch
 {functional}from torch import nn
 '''
 
@@ -95,15 +100,24 @@ class _Layer:
 
 
 def _literal(value: Any) -> str:
-    """Python source for a design value (inf and nan have no literal)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f'float("{value}")'
+    """Python source for a design value: the repr of a plain literal; anything else is refused."""
     if isinstance(value, tuple):
         items = ", ".join(_literal(v) for v in value)
         return f"({items},)" if len(value) == 1 else f"({items})"
     if isinstance(value, list):
         return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return repr(value)
+    if value is None or type(value) in (bool, str) or (type(value) is int and -(2**63) <= value < 2**63):
+        return repr(value)
+    if type(value) is float and math.isfinite(value):
+        return repr(value)
+    raise ValueError(f"cannot write this {type(value).__name__} as a Python literal; validate the design first")
+
+
+def _name(name: Any) -> str:
+    """``name``, checked to be a Python identifier before it is written as code."""
+    if not (isinstance(name, str) and name.isidentifier() and name.isascii() and not keyword.iskeyword(name)):
+        raise ValueError(f"cannot write {name!r} as a Python name; validate the design first")
+    return name
 
 
 def _is_default(value: Any, default: Any) -> bool:
@@ -122,7 +136,7 @@ def _arguments(entry: LayerEntry, params: Mapping[str, Any]) -> list[str]:
         if spec.required and not spec.keyword_only:
             args.append(_literal(value))
         elif not _is_default(value, spec.default):
-            args.append(f"{spec.name}={_literal(value)}")
+            args.append(f"{_name(spec.name)}={_literal(value)}")
     return args
 
 
@@ -130,8 +144,8 @@ def layer_source(layer_type: str, params: Mapping[str, Any]) -> str:
     """The constructor call as a person writes it, ``nn.Conv2d(3, 8, 3, padding=1)``; custom layers get keywords."""
     entry = catalog().get(layer_type)
     if entry is None:
-        args = [f"{name}={_literal(value)}" for name, value in params.items()]
-        return f"{layer_type}({', '.join(args)})"
+        args = [f"{_name(name)}={_literal(value)}" for name, value in params.items()]
+        return f"{_name(layer_type)}({', '.join(args)})"
     if layer_type in ENCODER_LAYERS:
         inner = {name: value for name, value in params.items() if name != "num_layers"}
         layer = layer_source(ENCODER_LAYERS[layer_type], inner)
@@ -173,7 +187,7 @@ def _layers(design: Design, trace: Trace | None, materialize: bool) -> list[_Lay
 
 
 def _comment(layer: _Layer) -> str:
-    return f"  # -> {layer.shape!r}" if layer.shape is not None else ""
+    return f"  # -> {tuple(int(size) for size in layer.shape)!r}" if layer.shape is not None else ""
 
 
 def _stackable(layer: _Layer) -> str:
@@ -221,15 +235,34 @@ def attribute_names(layer_types: list[str]) -> list[str]:
     return names
 
 
+def _names_in_use(design: Design) -> set[str]:
+    """Names the exported file binds besides the model class: its own, the custom layers', Python's."""
+    bound = {name for spec in design.custom_layers for name in source_bindings(spec.source)}
+    return {*RESERVED_NAMES, *design.custom_names(), *bound}
+
+
 def class_name(design: Design) -> str:
     """The model class: the design's name in CamelCase ("d2l mlp" -> "D2lMlp"), never clashing with a name in use."""
     words = re.findall(r"[A-Za-z0-9]+", design.name)
-    name = "".join(word[:1].upper() + word[1:] for word in words) or "Model"
+    name = "".join(word[:1].upper() + word[1:] for word in words)[:64] or "Model"
     if name[0].isdigit():
         name = f"Model{name}"
-    if keyword.iskeyword(name) or name in {*design.custom_names(), "Stackable"}:
+    taken = _names_in_use(design)
+    if name in taken:
         name = f"{name}Model"
-    return name
+    counter = 1
+    while name in taken:
+        counter += 1
+        name = f"{name.rstrip('0123456789')}{counter}"
+    return _name(name)
+
+
+def file_stem(design: Design) -> str:
+    """A safe file name (no suffix) for the design's downloads: "d2l mlp" -> "d2l_mlp"; letters, digits and _."""
+    stem = "_".join(re.findall(r"[A-Za-z0-9]+", design.name))[:64].strip("_")
+    if not stem:
+        return "model"
+    return f"model_{stem}" if stem[0].isdigit() else stem
 
 
 def _forward_line(attribute: str, layer: _Layer) -> str:
@@ -242,7 +275,7 @@ def _forward_line(attribute: str, layer: _Layer) -> str:
 def _module(design: Design, layers: list[_Layer]) -> str:
     name = class_name(design)
     attributes = attribute_names([layer.type for layer in layers])
-    assigns = "".join(f"        self.{a} = {layer.expr}\n" for a, layer in zip(attributes, layers, strict=True))
+    assigns = "".join(f"        self.{_name(a)} = {layer.expr}\n" for a, layer in zip(attributes, layers, strict=True))
     calls = "".join(_forward_line(a, layer) for a, layer in zip(attributes, layers, strict=True))
     return (
         f"class {name}(nn.Module):\n"
@@ -258,26 +291,64 @@ def _module(design: Design, layers: list[_Layer]) -> str:
 
 
 def _title(design: Design) -> str:
-    """The design's name, safe inside a docstring."""
-    text = " ".join(design.name.split()).replace("\\", "/").replace('"', "'")
+    """The design's name, safe inside a docstring: one line of printable characters, no backslash or double quote."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in design.name[:100])
+    text = " ".join(printable.split()).replace("\\", "/").replace('"', "'")
     return text or "untitled"
 
 
 def _main(design: Design) -> str:
     if design.input.dtype is DType.INT64:
-        high = token_range(design)
+        high = int(token_range(design))
         doc = f"Random token ids of INPUT_SHAPE, below the vocabulary size {high}."
         expr = f"torch.randint(0, {high}, INPUT_SHAPE)"
     else:
         doc = "A random input of INPUT_SHAPE and INPUT_DTYPE."
         expr = "torch.randn(INPUT_SHAPE, dtype=INPUT_DTYPE)"
-    shape = design.input.shape
+    shape = tuple(int(size) for size in design.input.shape)
     return MAIN.format(shape=shape, dtype=DTYPE_NAMES[design.input.dtype], input_doc=doc, input_expr=expr)
 
 
-def _header(design: Design) -> str:
+def _header(design: Design, features: list[str]) -> str:
     functional = "import torch.nn.functional as F\n" if design.custom_layers else ""
-    return HEADER.format(title=_title(design), functional=functional)
+    future = f"from __future__ import {', '.join(map(_name, features))}\n\n" if features else ""
+    return HEADER.format(title=_title(design), functional=functional, future=future)
+
+
+def _is_future(node: ast.stmt) -> bool:
+    return isinstance(node, ast.ImportFrom) and node.module == "__future__"
+
+
+def _without_future(source: str) -> tuple[str, list[str]]:
+    """The source without its ``from __future__`` imports (a statement alone on its lines is dropped, else becomes
+    ``pass``), and the features they named."""
+    tree = ast.parse(source)
+    futures = [node for node in tree.body if _is_future(node)]
+    lines = source.encode("utf-8").splitlines(keepends=True)
+    for node in reversed(futures):  # from the end, so earlier offsets stay valid
+        first, last = node.lineno - 1, node.end_lineno - 1
+        head, tail = lines[first][: node.col_offset], lines[last][node.end_col_offset :]
+        alone = not head.strip() and (not tail.strip() or tail.lstrip().startswith(b"#"))
+        lines[first : last + 1] = [] if alone else [head + b"pass" + tail]
+    features = [alias.name for node in futures for alias in node.names]
+    return b"".join(lines).decode("utf-8"), features
+
+
+def _custom_sources(design: Design) -> tuple[list[str], list[str]]:
+    """Each custom layer's source as it goes into the file, and the ``__future__`` features they import.
+
+    Raises:
+        DesignError: a source the static check refuses (builder.custom.check_source): it is not exported.
+    """
+    from builder.custom import require_valid  # the static check (ast only); it imports this module's dependencies
+
+    require_valid(design.custom_layers)
+    sources, features = [], []
+    for spec in design.custom_layers:
+        source, named = _without_future(spec.source)
+        sources.append(source.strip("\n"))
+        features += [feature for feature in named if feature not in features]
+    return sources, sorted(features)
 
 
 def _needs_stackable(layers: list[_Layer], style: ExportStyle) -> bool:
@@ -316,7 +387,7 @@ def export_code(
         The source, formatted with black, the same for the same arguments.
 
     Raises:
-        DesignError: the design is invalid.
+        DesignError: the design is invalid, or the static check refuses a custom layer's code.
         ValueError: ``materialize`` without a successful trace of this design.
     """
     validate_design(design)
@@ -324,9 +395,10 @@ def export_code(
         trace = _check_materializable(design, trace)
     layers = _layers(design, trace, materialize)
     model = _sequential(design, layers) if style is ExportStyle.SEQUENTIAL else _module(design, layers)
+    sources, features = _custom_sources(design)
     blocks = [
-        _format(_header(design)),
-        *(spec.source.strip("\n") for spec in design.custom_layers),  # verbatim, not reformatted
+        _format(_header(design, features)),
+        *sources,  # verbatim, not reformatted
         *([_stackable_source()] if _needs_stackable(layers, style) else []),
         _format(model),
         _format(_main(design)),

@@ -215,7 +215,7 @@ def test_exported_file_runs_as_a_script(tmp_path: Path) -> None:
         ("LayerNorm", {"normalized_shape": [16]}, "nn.LayerNorm([16])"),
         ("Dropout", {"p": 0.5}, "nn.Dropout()"),
         ("Dropout", {"p": 0.1}, "nn.Dropout(p=0.1)"),
-        ("Threshold", {"threshold": 0.1, "value": float("-inf")}, 'nn.Threshold(0.1, float("-inf"))'),
+        ("Threshold", {"threshold": 0.1, "value": -1e9}, "nn.Threshold(0.1, -1000000000.0)"),
         ("Upsample", {"scale_factor": 2.0, "mode": "nearest"}, "nn.Upsample(scale_factor=2.0)"),
         ("RNN", {"input_size": 16, "hidden_size": 32, "nonlinearity": "relu"},
          "nn.RNN(16, 32, nonlinearity='relu')"),
@@ -228,6 +228,31 @@ def test_exported_file_runs_as_a_script(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_layer_source_reads_like_torch(layer_type: str, params: dict[str, Any], expected: str) -> None:
     assert layer_source(layer_type, params) == expected
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"value": float("nan")},
+        {"value": float("-inf")},
+        {"value": 10**30},
+        {"value": {"a": 1}},
+        {"value": object()},
+        {"a=__import__('os').system('x'), b": 1},
+        {"class": 1},
+    ],
+    ids=["nan", "-inf", "huge-int", "dict", "object", "code-as-name", "keyword"],
+)
+def test_layer_source_writes_only_identifiers_and_plain_literals(params: dict[str, Any]) -> None:
+    """Export's own guard, behind validation: anything else is refused, never written as code."""
+    with pytest.raises(ValueError, match="validate the design first"):
+        layer_source("CenteredLayer", params)
+
+
+@pytest.mark.parametrize("layer_type", ["os.system", "A()", "x\nimport os", "class"])
+def test_layer_source_refuses_a_type_that_is_not_a_name(layer_type: str) -> None:
+    with pytest.raises(ValueError, match="as a Python name"):
+        layer_source(layer_type, {})
 
 
 @pytest.mark.parametrize(
