@@ -3,11 +3,17 @@
 ``render_graph`` only formats what a trace recorded: with no trace, shapes are ``?``; with a construct-only trace
 (``trace.ran`` is False), parameter shapes are known except the lazy ones; after the forward pass everything is.
 Lazy layers are dashed until a run materializes them, the failing layer is red with its diagnosis, and the layers
-it kept from running are grey. Node ids are the layers' ids, so the DOT source is deterministic.
+it kept from running are grey.
+
+Nothing of the design becomes DOT syntax: node ids are made here from the layer's position (``layer-1`` is the
+first layer, as in "layer 1 Linear" in an error), so the DOT source is deterministic, and every text (labels,
+types, arguments, shapes, messages) is one line of printable characters, escaped as a quoted DOT string that is
+never read as HTML.
 """
 
 from __future__ import annotations
 
+import reprlib
 import shutil
 import textwrap
 from enum import StrEnum
@@ -23,7 +29,7 @@ if TYPE_CHECKING:
     from builder.design import Design, LayerSpec
     from builder.inference import LayerTrace, Trace
 
-INPUT_ID = "_input"  # layer ids are "layer-N" or user-chosen; the underscore keeps these apart
+INPUT_ID = "_input"  # layer nodes are "layer-N"; the underscore keeps these apart
 OUTPUT_ID = "_output"
 WRAP = 44  # characters per label line
 MAX_PARAM_LINES = 4  # a TransformerEncoder has dozens of parameters; list the first few
@@ -54,11 +60,39 @@ STATE_ATTRS: dict[NodeState, dict[str, str]] = {
 }
 LAZY_ATTRS: dict[str, str] = {"color": "#3367d6", "fillcolor": "#e8f0fe"}  # until a run materializes it
 UNREACHED_EDGE: dict[str, str] = {"color": "#bdbdbd", "fontcolor": "#9e9e9e"}
+MAX_TEXT = 300  # characters of any one text shown in a node
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxtuple = 3, 60, 60, 8, 8
+
+
+def node_id(index: int) -> str:
+    """The DOT node of the layer at ``index``: made from its position, never from the design's text."""
+    return f"layer-{int(index) + 1}"
+
+
+def _printable(text: object) -> str:
+    """One line of printable text: control, line-breaking and invisible characters become spaces; bounded."""
+    text = str(text)[:MAX_TEXT]
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def _text(text: object) -> str:
+    """A DOT string for any text: backslashes kept literal, never read as an HTML-like ``<...>`` label."""
+    return graphviz.nohtml(graphviz.escape(_printable(text)))
 
 
 def _label(lines: list[str]) -> str:
-    """Label text: every line escaped for DOT, joined by DOT's centred line break."""
-    return r"\n".join(graphviz.escape(line) for line in lines)
+    """Label text: every line escaped for DOT, joined by DOT's centred line break, never read as HTML."""
+    return graphviz.nohtml(r"\n".join(graphviz.escape(_printable(line)) for line in lines))
+
+
+def _value(value: object) -> str:
+    """An argument as the graph shows it: a short repr (huge or odd values cannot break the drawing)."""
+    try:
+        return _REPR.repr(value)
+    except (ValueError, RecursionError):
+        return "…"
 
 
 def _wrap(text: str) -> list[str]:
@@ -85,7 +119,7 @@ def _normalise(value: object) -> object:
 
 
 def _title(spec: LayerSpec) -> list[str]:
-    args = ", ".join(f"{name}={value!r}" for name, value in key_args(spec).items())
+    args = ", ".join(f"{name}={_value(value)}" for name, value in key_args(spec).items())
     lines = [spec.label] if spec.label else []
     return lines + _wrap(f"{spec.type}({args})")
 
@@ -134,10 +168,10 @@ def _layer_node(graph: graphviz.Digraph, index: int, spec: LayerSpec, trace: Tra
     if lazy and state is NodeState.BUILT:
         attrs.update(LAZY_ATTRS)
     if state is NodeState.FAILED and trace is not None and trace.error is not None:
-        lines += _wrap(f"{trace.error.problem}. {trace.error.hint}".strip())
-        attrs["tooltip"] = trace.error.message
+        lines += _wrap(_printable(f"{trace.error.problem}. {trace.error.hint}".strip()))
+        attrs["tooltip"] = _text(trace.error.message)
     attrs["style"] = "rounded,dashed,filled" if lazy else "rounded,filled"
-    graph.node(spec.id, label=_label(lines), **attrs)
+    graph.node(node_id(index), label=_label(lines), **attrs)
     return state
 
 
@@ -150,25 +184,26 @@ def render_graph(design: Design, trace: Trace | None = None) -> graphviz.Digraph
     """Draw the design top to bottom, annotated with whatever the trace recorded.
 
     Args:
-        design: the design to draw; its layer ids become the node ids.
+        design: the design to draw; the layer at position i is node ``layer-{i+1}``.
         trace: None (not built), a construct-only trace (``builder.run.analyze(design, run=False)``) or the
             trace of the dummy forward pass, possibly stopped by an error.
 
     Returns:
         A ``graphviz.Digraph``; ``.source`` is the DOT text, ``write_graph`` saves it.
     """
-    graph = graphviz.Digraph(name=design.name, graph_attr=GRAPH_ATTRS, node_attr=NODE_ATTRS, edge_attr=EDGE_ATTRS)
+    name = _text(design.name)
+    graph = graphviz.Digraph(name=name, graph_attr=GRAPH_ATTRS, node_attr=NODE_ATTRS, edge_attr=EDGE_ATTRS)
     dtype = design.input.dtype
     graph.node(INPUT_ID, label=_label(["input", f"{format_shape(design.input.shape)} {dtype}"]), **IO_ATTRS)
     previous, shape, reached = INPUT_ID, format_shape(design.input.shape), True
     for index, spec in enumerate(design.layers):
         state = _layer_node(graph, index, spec, trace)
-        graph.edge(previous, spec.id, label=shape, **({} if reached else UNREACHED_EDGE))
+        graph.edge(previous, node_id(index), label=_text(shape), **({} if reached else UNREACHED_EDGE))
         reached = state is NodeState.BUILT
-        previous, shape = spec.id, _edge_shape(spec, trace)
+        previous, shape = node_id(index), _edge_shape(spec, trace)
     output = shape if reached and trace is not None and trace.ok else UNKNOWN
     graph.node(OUTPUT_ID, label=_label(["output", output]), **IO_ATTRS)
-    graph.edge(previous, OUTPUT_ID, label=output, **({} if reached else UNREACHED_EDGE))
+    graph.edge(previous, OUTPUT_ID, label=_text(output), **({} if reached else UNREACHED_EDGE))
     return graph
 
 

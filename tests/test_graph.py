@@ -121,18 +121,22 @@ def test_diagnosis_is_wrapped(traces: dict) -> None:
     assert max(len(line) for line in lines) <= WRAP
 
 
-def test_node_ids_are_layer_ids_and_output_is_deterministic() -> None:
+def test_node_ids_come_from_positions_not_layer_ids_and_output_is_deterministic() -> None:
     design = Design(
         input=InputSpec(shape=(2, 20)),
         layers=(
+            LayerSpec(type="ReLU", id="layer-7"),
             LayerSpec(type="Linear", params={"in_features": 20, "out_features": 3}, id="head", label="classifier"),
         ),
     )
     first = render_graph(design, infer_shapes(design)).source
     assert first == render_graph(design, infer_shapes(design)).source
     graph = render_graph(design, infer_shapes(design))
-    assert "classifier\\nLinear(in_features=20, out_features=3)" in _node(graph, "head")
-    assert f"{INPUT_ID} -> head" in graph.source and f"head -> {OUTPUT_ID}" in graph.source
+    assert "classifier\\nLinear(in_features=20, out_features=3)" in _node(graph, "layer-2")
+    assert "ReLU()" in _node(graph, "layer-1")
+    assert "head" not in graph.source and "layer-7" not in graph.source
+    edges = re.findall(r'^\t(\S+) -> (\S+) ', graph.source, flags=re.MULTILINE)
+    assert edges == [(INPUT_ID, '"layer-1"'), ('"layer-1"', '"layer-2"'), ('"layer-2"', OUTPUT_ID)]
 
 
 def test_key_args_leave_out_torch_defaults() -> None:
