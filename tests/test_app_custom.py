@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from builder import sandbox
 from builder.examples import load_example
 from builder.share import encode_design
+from ui.text import WORD_JOINER
 
 TIMEOUT = 30
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -95,7 +96,8 @@ def add(at: AppTest) -> None:
 
 def texts(elements) -> str:
     """The elements' text as the page shows it: the backslash escapes of user-made text (ui.text.plain) resolved."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", "\n".join(e.value for e in elements))
+    text = "\n".join(e.value for e in elements).replace(WORD_JOINER, "")
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
 
 
 def button(at: AppTest, key_start: str):

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ui.text import WORD_JOINER
+
 TIMEOUT = 30
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/import_code.py"
@@ -47,7 +49,8 @@ def types(at: AppTest) -> list[str]:
 
 def texts(elements) -> str:
     """The elements' text as the page shows it: the backslash escapes of user-made text (ui.text.plain) resolved."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", "\n".join(e.value for e in elements))
+    text = "\n".join(e.value for e in elements).replace(WORD_JOINER, "")
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
 
 
 def code_box(at: AppTest):

@@ -23,7 +23,8 @@ from builder.design import Design, design_from_dict, dump_design
 from builder.examples import load_example
 from builder.inference import Trace, infer_shapes, inspect_design
 from builder.share import decode_design, encode_design
-from ui.text import plain
+from ui.state import BAD_LINK
+from ui.text import WORD_JOINER, plain
 
 TIMEOUT = 30
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -133,7 +134,7 @@ def texts(elements) -> str:
 
 def shown(elements) -> str:
     """The elements' text as the page shows it: Markdown's backslash escapes resolved."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", texts(elements))
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", texts(elements).replace(WORD_JOINER, ""))
 
 
 def graph_source(at: AppTest) -> str:
@@ -385,3 +386,29 @@ def test_a_bad_link_gives_one_message_and_the_example(link):
     at.button(key="add_layer").click()
     run(at)
     assert not at.error and len(design(at).layers) == 4, "the next run is clean"
+
+
+def test_whatever_a_link_makes_the_decoder_raise_gives_the_same_message(monkeypatch):
+    def explode(text: str) -> Design:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("ui.state.decode_design", explode)
+    at = open_app({"design": encode_design(load_example("lenet"))})
+    assert [layer.type for layer in design(at).layers] == SEED_TYPES
+    assert shown(at.error) == f"{BAD_LINK}. Opened the example design instead."
+    assert "recursion" not in texts(at.error)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        MARKDOWN_MESSAGE,
+        "see www.example.org or mail bob@example.org",
+        "<img src=x onerror=alert(1)> :red[red] :material/home: $x^2$ __init__ *em* `code`",
+    ],
+)
+def test_plain_leaves_no_markdown_and_no_link(text):
+    escaped = plain(text)
+    assert re.sub(r"\\(.)", r"\1", escaped).replace(WORD_JOINER, "") == text, "shown character for character"
+    assert re.fullmatch(r"(?:\\[!-/:-@\[-`{-~]|[^!-/:-@\[-`{-~])*", escaped), "every punctuation mark escaped"
+    assert not re.search(r"https?://|www\.|@\w", escaped.replace("\\", ""), re.IGNORECASE), "no autolink left"

@@ -11,11 +11,15 @@ from __future__ import annotations
 import re
 
 # Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of them turns off
-# emphasis, links, images, autolinks, HTML, math and Streamlit's directives at once.
+# emphasis, links, images, HTML, math and Streamlit's directives at once.
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# GitHub-style autolinks (http://..., www.x.org, name@host) are found in the text after escapes are resolved, so
+# no escape stops them; an invisible word joiner (U+2060) after the ":" of "://", the "www" and the "@" does.
+_AUTOLINK = re.compile(r"(:(?=//)|www(?=\.)|@)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
 
 
 def plain(text: object) -> str:
-    """``text`` escaped so that Markdown shows it character for character."""
+    """``text`` escaped so that Markdown shows it character for character (with no link in it)."""
     lines = str(text).splitlines() or [""]
-    return "  \n".join(_PUNCTUATION.sub(r"\\\1", line) for line in lines)
+    return "  \n".join(_PUNCTUATION.sub(r"\\\1", _AUTOLINK.sub(rf"\1{WORD_JOINER}", line)) for line in lines)
