@@ -89,8 +89,8 @@ ALLOWED_MODULES_HINT = (
 # torch's own functions beyond its compiled tensor functions, and its constants, classes and submodules.
 TORCH_EXTRAS: frozenset[str] = frozenset(
     {"Tensor", "Size", "dtype", "device", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
-     "is_grad_enabled", "set_default_dtype", "is_tensor", "finfo", "iinfo", "get_default_dtype", "manual_seed", "pi", "e", "inf",
-     "nan", "newaxis", "nn", "linalg", "fft", "special", "autograd", *torch.functional.__all__}
+     "is_grad_enabled", "set_default_dtype", "get_default_dtype", "is_tensor", "finfo", "iinfo", "manual_seed",
+     "pi", "e", "inf", "nan", "newaxis", "nn", "linalg", "fft", "special", "autograd", *torch.functional.__all__}
 )  # fmt: skip
 TORCH_EXCLUDED: frozenset[str] = frozenset({"from_file", "from_numpy", "frombuffer"})
 AUTOGRAD_NAMES: frozenset[str] = frozenset({"Function", "grad", "no_grad", "enable_grad", "set_grad_enabled"})
