@@ -21,7 +21,7 @@ import streamlit as st
 from builder.custom import check_source, layer_signature
 from builder.design import CustomLayerSpec, Design, DesignError, DType
 from builder.edit import parse_shape, renamed_custom_layer, users_of, with_custom_layer, without_custom_layer
-from builder.sandbox import CheckReport, check_layer, custom_code_enabled
+from builder.sandbox import CheckReport, SandboxError, check_layer, custom_code_enabled, isolation
 from builder.summary import format_shape
 from ui import frame, inspector, review, state
 from ui.text import plain
@@ -284,7 +284,7 @@ def run_check(source: str, name: str, kwargs: dict[str, Any], test_input: tuple[
     """Check the layer in the sandbox and keep the report for this code."""
     shape, dtype = test_input
     with st.spinner(f"Checking {name} in the sandbox..."):
-        report = check_layer(source, name, kwargs, shape, dtype)
+        report = check_layer(source, name, kwargs, shape, dtype, session=state.session_id())
     st.session_state[CHECK] = {"source": source, "name": name, "report": report, "kwargs": dict(kwargs)}
 
 
@@ -343,7 +343,7 @@ def add_ui(design: Design, name: str, source: str, passed: bool) -> None:
     """Add the checked layer to the design (or update its code there)."""
     exists = name in design.custom_names()
     st.button(
-        f"Update {name} in the design" if exists else f"Add {name} to the design",
+        f"Update {plain(name)} in the design" if exists else f"Add {plain(name)} to the design",
         key="custom.add",
         type="primary",
         icon=":material/add:",
@@ -429,6 +429,17 @@ def library_ui(design: Design, editable: bool = True) -> None:
         custom_layer_ui(design, spec, editable)
 
 
+def isolation_ui() -> None:
+    """One line saying how strongly this server isolates custom code."""
+    try:
+        level = isolation()
+    except SandboxError as error:
+        st.caption(f":material/gpp_bad: :red[{plain(error)}]")
+        return
+    text = f"Sandbox isolation: {plain(level.describe())}."
+    st.caption(f":material/shield: {text}" if level.level == "jail" else f":material/gpp_maybe: :orange[{text}]")
+
+
 def disabled_ui() -> None:
     st.warning(
         "Custom code is turned off on this server (`BUILDER_DISABLE_CUSTOM=1`): no layer code can be checked or "
@@ -448,6 +459,7 @@ def main() -> None:
     )
     review.review_ui(design)
     if custom_code_enabled():
+        isolation_ui()
         init_page()
         workbench_ui(design)
     else:

@@ -335,3 +335,24 @@ def test_without_the_editor_component_a_text_area_stands_in(monkeypatch):
     run(at)
     check(at)
     assert "Spin works" in texts(at.success)
+
+
+# ---------------------------------------------------------------- the sandbox's settings
+
+
+def test_the_page_names_the_sandboxs_isolation_level(at):
+    assert f"Sandbox isolation: {sandbox.isolation().describe()}." in texts(at.caption)
+
+
+def test_checks_name_the_session_that_asks(at, monkeypatch):
+    sessions: list[str | None] = []
+    real = sandbox.check_layer
+
+    def recording(*args, session: str | None = None, **kwargs):
+        sessions.append(session)
+        return real(*args, session=session, **kwargs)
+
+    monkeypatch.setattr(sandbox, "check_layer", recording)
+    check(at)
+    check(at)
+    assert len(sessions) == 2 and sessions[0] and sessions[0] == sessions[1], "one id per browser session"

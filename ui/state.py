@@ -188,6 +188,14 @@ def trace_of(design: Design, run: bool) -> Trace | None:
     return _trace(design_key(design), run, design)
 
 
+def session_id() -> str | None:
+    """This browser session's id, for the sandbox's per-session cancelling and rate limits (None outside a run)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return ctx.session_id if ctx is not None else None
+
+
 def ran(design: Design) -> bool:
     """Whether the forward pass has been run on this very design (or live mode is on)."""
     ss = st.session_state
