@@ -264,7 +264,7 @@ def test_declining_removes_the_code_and_the_layers_using_it(tmp_path, spy):
     click(at, "review.remove")
     assert [layer.type for layer in design(at).layers] == ["LazyLinear"]
     assert design(at).custom_layers == ()
-    assert "Removed Marker and the 1 layer using it. Undo brings them back." in shown(at.success)
+    assert "Removed Marker and the 1 layer of the stack using it. Undo brings them back." in shown(at.success)
     assert not asks_to_run(at)
     at.button(key="undo_button").click()
     run(at)

@@ -42,8 +42,10 @@ def remove_clicked() -> None:
     kept = without_code(design, names)
     removed = len(design.layers) - len(kept.layers)
     state.commit(kept)
-    layers = f"the {removed} layer{'s' if removed != 1 else ''} using {'them' if len(names) > 1 else 'it'}"
-    state.notify("success", f"Removed {', '.join(names)} and {layers}. Undo brings them back.")
+    code = "them" if len(names) > 1 else "it"
+    users = f" and the {removed} layer{'s' if removed > 1 else ''} of the stack using {code}" if removed else ""
+    back = "them" if removed or len(names) > 1 else "it"
+    state.notify("success", f"Removed {', '.join(names)}{users}. Undo brings {back} back.")
 
 
 def example_clicked() -> None:
