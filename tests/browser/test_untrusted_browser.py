@@ -81,7 +81,7 @@ def test_a_links_code_waits_for_a_click_and_its_message_is_text(page: Page):
 
     page.get_by_role("button", name="Run this code").click()
     alert = page.locator(ALERT).filter(has_text="__init__ raised ValueError")
-    expect(alert).to_be_visible()
+    expect(alert).to_be_visible(timeout=30_000)  # the first job may wait for a sandbox worker to start
     wait_idle(page)
     shown = alert.inner_text().replace(WORD_JOINER, "")  # the invisible joiner that keeps URLs from linking
     assert f"__init__ raised ValueError: {MESSAGE}" in shown, "the text itself, as the layer raised it"
