@@ -181,7 +181,7 @@ class Design(BaseModel):
 
 def _show(value: Any) -> str:
     """A user's value for one line of a message: a short repr, control characters escaped, huge numbers by size."""
-    if _is_int(value) and value.bit_length() > 64:
+    if _is_int(value) and value.bit_length() > 80:  # past 24 digits, the count reads better than the digits
         return f"a {_digits(value):,}-digit number"
     try:
         return _REPR.repr(value)
@@ -258,9 +258,18 @@ def literal_problem(value: Any, depth: int = 0) -> str | None:
 def _text_value_problem(text: str) -> str | None:
     if len(text) > MAX_TEXT_CHARS:
         return f"is {len(text):,} characters long; text arguments hold at most {MAX_TEXT_CHARS:,}"
-    if any(unicodedata.category(ch) == "Cs" for ch in text):
+    if not _is_utf8(text):
         return f"is not valid text (it holds a lone surrogate): {_show(text)}"
     return None
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding a lone surrogate, which no file, terminal or page can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _list_problem(items: list | tuple, depth: int) -> str | None:
@@ -365,7 +374,7 @@ def _name_problem(name: str) -> str | None:
 def _source_problem(source: str) -> str | None:
     if len(source) > MAX_SOURCE_CHARS:
         return f"the code is {len(source):,} characters long; keep a layer under {MAX_SOURCE_CHARS:,}"
-    if "\0" in source or any(unicodedata.category(ch) == "Cs" for ch in source):
+    if "\0" in source or not _is_utf8(source):
         return "the code holds a null character or a lone surrogate; paste it again as plain text"
     return None
 
@@ -397,10 +406,15 @@ def _binding_meaning(node: ast.stmt) -> Iterator[tuple[str, str]]:
 
 def source_bindings(source: str) -> dict[str, str]:
     """Top-level names a custom source binds, each with what it binds (empty when the source does not parse)."""
+    return dict(_bindings(source))
+
+
+@functools.lru_cache(maxsize=256)
+def _bindings(source: str) -> tuple[tuple[str, str], ...]:
     tree = _parsed(source)
     if tree is None:
-        return {}
-    return {name: meaning for node in tree.body for name, meaning in _binding_meaning(node)}
+        return ()
+    return tuple({name: meaning for node in tree.body for name, meaning in _binding_meaning(node)}.items())
 
 
 def _binding_problem(name: str, meaning: str) -> str | None:
