@@ -288,6 +288,25 @@ def test_custom_layer_that_fails_in_the_sandbox_exits_1_with_its_message(write, 
     _assert_one_error_line(err, "layer 1 Boom")
 
 
+def test_an_error_message_from_custom_code_stays_one_printable_line(write, capsys) -> None:
+    source = "class Boom(nn.Module):\n    def forward(self, X):\n        raise ValueError('no\\x1b[2J\\x07way')\n"
+    design = json.loads(_json([2, 4], ("Boom", {})))
+    design["custom_layers"] = [{"name": "Boom", "source": source}]
+    code, _, err = run(["summary", write(json.dumps(design)), "--trust"], capsys)
+    assert code == 1
+    _assert_one_error_line(err, "layer 1 Boom", "no [2J way")
+    assert "\x1b" not in err and "\x07" not in err
+
+
+def test_export_refuses_custom_code_the_static_check_refuses(write, capsys) -> None:
+    source = "import os\n\n\nclass Boom(nn.Module):\n    def forward(self, X):\n        return X\n"
+    design = json.loads(_json([2, 4], ("Boom", {})))
+    design["custom_layers"] = [{"name": "Boom", "source": source}]
+    code, out, err = run(["export", write(json.dumps(design)), "--trust"], capsys)
+    assert (code, out) == (1, "")
+    _assert_one_error_line(err, "custom layer Boom, line 1", "`import os` is not allowed")
+
+
 # Real processes: each imports torch (over a second), so only these few.
 
 

@@ -120,3 +120,21 @@ def test_the_error_is_wrapped_to_the_table() -> None:
     text = format_summary(_failing())
     assert len(text.splitlines()[-2]) < len(_failing().error.message)
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_text_from_custom_code_cannot_break_the_table_or_the_terminal() -> None:
+    """A custom layer's error may hold escape sequences and line breaks; the table shows neither."""
+    source = (
+        "class Loud(nn.Module):\n    def forward(self, X):\n"
+        "        raise ValueError('clear\\x1b[2Jscreen\\x07bell\\nerror: forged line')\n"
+    )
+    design = Design(
+        name="loud",
+        input=InputSpec(shape=(2, 4)),
+        layers=(LayerSpec(type="Loud"),),
+        custom_layers=(CustomLayerSpec(name="Loud", source=source),),
+    )
+    text = format_summary(infer_shapes(design))
+    assert "clear [2Jscreen bell" in " ".join(text.split())
+    assert "\x1b" not in text and "\x07" not in text
+    assert not any(line.startswith("error: forged") for line in text.splitlines())
