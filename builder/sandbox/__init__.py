@@ -154,6 +154,21 @@ def _run(design: Design, run: bool, session: str | None, static_check: bool = Tr
         return None, outcome
 
 
+def simulate_escape(source: str, os_limits: bool = True) -> tuple[tuple[str, ...] | None, pool.Outcome]:
+    """Test-only: run trusted raw Python in a job's process with all Python-level guards off (see docs/sandbox.md).
+
+    Workers accept it only when they were started with BUILDER_SANDBOX_ESCAPE_TESTS=1 in the caller's
+    environment. Returns what the code reported (None when the job gave no result) and the job's outcome.
+    """
+    current = settings()
+    job = {"raw": source, "os_limits": os_limits, "timeout": float(current.timeout), "memory": int(current.memory)}
+    outcome = pool.POOL.run(job, current, None)
+    raw = outcome.result.get("raw") if isinstance(outcome.result, dict) else None
+    if raw is not None and (type(raw) is not tuple or not all(type(line) is str for line in raw)):
+        raw = None
+    return raw, outcome
+
+
 def _stopped(outcome: pool.Outcome, layers: str) -> CodeProblem:
     """Why a job that sent no usable result ended, attributed to the layer it last entered (else to ``layers``)."""
     current = settings()
@@ -328,7 +343,10 @@ def check_layer(
         design = _one_layer_design(source, name, init_kwargs or {}, input_shape, dtype)
     except DesignError as error:
         return replace(report, problems=(CodeProblem(name, str(error)),))
-    result, outcome = _run(design, True, session, static_check)
+    try:
+        result, outcome = _run(design, True, session, static_check)
+    except SandboxError as error:
+        return replace(report, problems=(CodeProblem(name, str(error)),))
     return _report(report, result, outcome)
 
 

@@ -37,7 +37,7 @@ from torch import nn
 from builder.design import CustomLayerSpec, DesignError, load_design
 from builder.inference import infer_shapes, inspect_design, needs_values
 from builder.sandbox import restrict, syscalls
-from builder.sandbox.protocol import PROGRESS, RESULT
+from builder.sandbox.protocol import ESCAPE_TESTS_ENV, PROGRESS, RESULT
 from builder.sandbox.static import CodeProblem, check_source
 
 MAX_OUTPUT = 10_000  # characters of print() output kept per job
@@ -380,6 +380,9 @@ def run_job(job: dict[str, Any], write_fd: int, devnull: int) -> None:
     _JOB.channel = Connection(write_fd, readable=False)
     _JOB.timeout, _JOB.memory = job["timeout"], job["memory"]
     output = _BoundedText()
+    if "raw" in job and os.environ.get(ESCAPE_TESTS_ENV) == "1":
+        _JOB.channel.send_bytes(RESULT + pickle.dumps(simulate_escape(job)))
+        return
     try:
         design, codes, problems = prepare(job)
     except DesignError as error:
@@ -392,6 +395,27 @@ def run_job(job: dict[str, Any], write_fd: int, devnull: int) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
     result["output"] = output.getvalue()
     _JOB.channel.send_bytes(RESULT + pickle.dumps(result))
+
+
+def simulate_escape(job: dict[str, Any]) -> dict[str, Any]:
+    """Test-only: run raw Python with every Python-level guard off, under the OS layers alone.
+
+    As if an attacker had fully escaped the static check, the rewrite, the module views and the audit hook: the
+    job's limits and (unless ``job["os_limits"]`` is False) RLIMIT_NPROC and seccomp still apply, and the jail
+    around the worker. The code appends what happened to ``report``.
+    """
+    report: list[str] = []
+    if job.get("os_limits", True):
+        rules = syscalls.build_filter(os.getpid()) if syscalls.available() else None
+        limit_resources(job["timeout"], job["memory"])
+        if rules is not None:
+            syscalls.install(rules)
+    namespace: dict[str, Any] = {"report": report, "__name__": "escape"}
+    try:
+        exec(compile(job["raw"], "<escape simulation>", "exec"), namespace)  # noqa: S102 - test-only, trusted
+    except BaseException as error:
+        report.append(f"raised {type(error).__name__}: {_first_line(error)}")
+    return {"raw": tuple(str(line)[:2_000] for line in report[:200]), "output": ""}
 
 
 def _traced(design: Any, codes: dict[str, types.CodeType], run: bool, output: _BoundedText) -> dict[str, Any]:

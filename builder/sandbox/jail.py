@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from builder.sandbox.protocol import JAIL_ENV
+from builder.sandbox.protocol import ESCAPE_TESTS_ENV, JAIL_ENV
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds builder/
 BUILDER_DIR = PACKAGE_ROOT / "builder"
@@ -84,14 +84,19 @@ def _system_args() -> list[str]:
 def _environment() -> dict[str, str]:
     threads = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
     paths = [MOUNT_POINT, *(p for p in sys.path if p and os.path.isabs(p) and not _inside(Path(p), PACKAGE_ROOT))]
-    return threads | {
-        "PATH": "/usr/bin:/bin",
-        "HOME": "/tmp",
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        JAIL_ENV: "1",
-    }
+    testing = {ESCAPE_TESTS_ENV: "1"} if os.environ.get(ESCAPE_TESTS_ENV) == "1" else {}
+    return (
+        threads
+        | testing
+        | {
+            "PATH": "/usr/bin:/bin",
+            "HOME": "/tmp",
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            JAIL_ENV: "1",
+        }
+    )
 
 
 def jail_command(argv: list[str]) -> list[str]:

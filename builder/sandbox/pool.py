@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.sandbox import jail, results
-from builder.sandbox.protocol import DONE, MAX_MESSAGE, PROGRESS, READY, RESULT, unframe
+from builder.sandbox.protocol import DONE, ESCAPE_TESTS_ENV, MAX_MESSAGE, PROGRESS, READY, RESULT, unframe
 from builder.sandbox.settings import Mode, SandboxError, SandboxSettings
 
 SLACK = 5.0  # seconds the caller waits beyond a job's own deadline before it calls the worker lost
@@ -54,7 +54,8 @@ class Outcome:
 
 def _worker_env() -> dict[str, str]:
     """A worker's whole environment outside the jail: paths, one thread for OpenMP and BLAS, no secrets."""
-    kept = {name: os.environ[name] for name in ("PATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL") if name in os.environ}
+    names = ("PATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL", ESCAPE_TESTS_ENV)
+    kept = {name: os.environ[name] for name in names if name in os.environ}
     paths = [str(ROOT), *(p for p in sys.path if p and os.path.isabs(p))]
     threads = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
     return kept | threads | {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), "PYTHONDONTWRITEBYTECODE": "1"}

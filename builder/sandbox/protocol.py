@@ -19,6 +19,9 @@ DONE = b"D"  # worker -> caller: how the job's process ended
 JOB_TAGS = frozenset({PROGRESS, RESULT})  # what a job process may send
 MAX_MESSAGE = 16 * 1024 * 1024
 JAIL_ENV = "BUILDER_IN_JAIL"  # set for a worker started inside the jail
+# Test-only: workers started while the caller has this set accept "escape simulation" jobs (raw Python run in a
+# job's process with every Python-level guard off, to show that the operating-system layers hold alone).
+ESCAPE_TESTS_ENV = "BUILDER_SANDBOX_ESCAPE_TESTS"
 GRACE = 1.0  # seconds between the job's own timeout and the worker's SIGKILL
 _ID = struct.Struct(">Q")
 

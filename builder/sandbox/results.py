@@ -262,6 +262,8 @@ def job_result(obj: Any, design: Design) -> dict[str, Any]:
         result["problems"] = tuple(code_problem(p) for p in items(obj["problems"], "problems", limit=64))
     elif "design_error" in obj:
         result["design_error"] = text(obj["design_error"], "design_error")
+    elif "raw" in obj:
+        result["raw"] = tuple(text(line, "raw") for line in items(obj["raw"], "raw"))
     elif "timeout" in obj:
         timeout = items(obj["timeout"], "timeout", limit=2)
         layer, line = ((*timeout, None, None))[:2]
