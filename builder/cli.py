@@ -1,4 +1,4 @@
-"""The command line: ``python -m builder summary|export|graph DESIGN.json`` (and ``import FILE.py``).
+"""The command line: ``python -m builder summary|export|graph DESIGN.json`` (and ``import FILE.py``, ``doctor``).
 
 Each command is a pipeline: read the design file -> trace it (``builder.run.analyze``) -> format the result.
 Modules are imported by the command that needs them, so ``--help`` and usage errors do not import torch and
@@ -184,6 +184,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one sub-command per entry of COMMANDS, plus ``import``; ``args.run`` runs it."""
     from builder.cli_import import register_import_command  # argparse only: no torch before parsing
+    from builder.doctor import register_doctor_command
 
     doc = (__doc__ or "").split("\n\n")
     parser = argparse.ArgumentParser(
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (run, _) in COMMANDS.items():
         sub[name].set_defaults(run=run)
     register_import_command(commands)  # `import FILE.py`: reads code into a design (builder.cli_import)
+    register_doctor_command(commands)  # `doctor`: what this machine offers (builder.doctor)
     sub["summary"].add_argument("--json", action="store_true", help="print the trace as JSON")
     sub["export"].add_argument("-o", "--output", metavar="FILE", help="write the code here (default: stdout)")
     sub["export"].add_argument("--style", choices=EXPORT_STYLES, default=EXPORT_STYLES[0], help="code layout")
