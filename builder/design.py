@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from builder.catalog import ParamKind, ParamSpec, catalog
 
@@ -94,7 +94,7 @@ class InputSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    shape: tuple[int, ...] = Field(min_length=1, max_length=6)
+    shape: tuple[StrictInt, ...] = Field(min_length=1, max_length=6)  # not true, "2" or 2.0
     dtype: DType = DType.FLOAT32
 
     @field_validator("shape", mode="before")
