@@ -58,7 +58,7 @@ EXPORT_NAMES: frozenset[str] = frozenset(
 )
 # Names no custom layer, and nothing a custom source defines, may take: the exported file or Python needs them.
 RESERVED_NAMES: frozenset[str] = EXPORT_NAMES | frozenset({*keyword.kwlist, *keyword.softkwlist, *dir(builtins)})
-# Characters that would end a line or hide text: refused in names and labels.
+# Characters that end a line, drive a terminal or cannot be encoded: refused in names and labels.
 LINE_BREAKING: frozenset[str] = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 _REPR = reprlib.Repr()
@@ -482,7 +482,7 @@ def _check_custom_params(where: str, params: Mapping[str, Any], spec: CustomLaye
             raise DesignError(f"{where}: {problem}")
         try:
             accepted, any_keyword = _accepted_keywords(spec.source, spec.name)
-        except DesignError as error:
+        except (ValueError, TypeError, RecursionError, MemoryError) as error:  # DesignError: a source it cannot read
             raise DesignError(f"{where}: cannot check parameter '{name}': {error}") from None
         if name not in accepted and not any_keyword:
             takes = ", ".join(accepted) or "no parameters"

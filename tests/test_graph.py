@@ -135,7 +135,7 @@ def test_node_ids_come_from_positions_not_layer_ids_and_output_is_deterministic(
     assert "classifier\\nLinear(in_features=20, out_features=3)" in _node(graph, "layer-2")
     assert "ReLU()" in _node(graph, "layer-1")
     assert "head" not in graph.source and "layer-7" not in graph.source
-    edges = re.findall(r'^\t(\S+) -> (\S+) ', graph.source, flags=re.MULTILINE)
+    edges = re.findall(r"^\t(\S+) -> (\S+) ", graph.source, flags=re.MULTILINE)
     assert edges == [(INPUT_ID, '"layer-1"'), ('"layer-1"', '"layer-2"'), ('"layer-2"', OUTPUT_ID)]
 
 
