@@ -661,6 +661,14 @@ def dump_design(design: Design) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
+def file_stem(design: Design) -> str:
+    """A safe file name (no suffix) for the design's downloads: "d2l mlp" -> "d2l_mlp"; letters, digits and _."""
+    stem = "_".join(re.findall(r"[A-Za-z0-9]+", design.name))[:64].strip("_")
+    if not stem:
+        return "model"
+    return f"model_{stem}" if stem[0].isdigit() else stem
+
+
 def design_key(design: Design) -> str:
     """A compact, canonical string for caching results by design."""
     return json.dumps(design.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

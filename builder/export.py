@@ -8,7 +8,8 @@ stay exactly as the user wrote them (a ``from __future__`` import moves to the t
 
 Nothing of the design reaches the file as code except through two doors: ``_name`` (a Python identifier, or a
 ValueError) and ``_literal`` (the repr of None, a bool, an int, a finite float, a str, or lists of those). Free
-text (the design's name) goes only into the docstrings, stripped to one line of printable characters.
+text (the design's name) goes only into the docstrings, stripped to one line of printable characters; a file
+name for the code comes from ``builder.design.file_stem``.
 """
 
 from __future__ import annotations
@@ -255,14 +256,6 @@ def class_name(design: Design) -> str:
         counter += 1
         name = f"{name.rstrip('0123456789')}{counter}"
     return _name(name)
-
-
-def file_stem(design: Design) -> str:
-    """A safe file name (no suffix) for the design's downloads: "d2l mlp" -> "d2l_mlp"; letters, digits and _."""
-    stem = "_".join(re.findall(r"[A-Za-z0-9]+", design.name))[:64].strip("_")
-    if not stem:
-        return "model"
-    return f"model_{stem}" if stem[0].isdigit() else stem
 
 
 def _forward_line(attribute: str, layer: _Layer) -> str:

@@ -44,10 +44,11 @@ from builder.design import (
     DesignError,
     LayerSpec,
     design_from_dict,
+    file_stem,
     load_design,
     source_bindings,
 )
-from builder.export import ExportStyle, class_name, export_code, file_stem
+from builder.export import ExportStyle, class_name, export_code
 from builder.graph import INPUT_ID, OUTPUT_ID, render_graph
 from builder.inference import infer_shapes
 from builder.share import decode_design
