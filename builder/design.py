@@ -21,7 +21,6 @@ import keyword
 import math
 import re
 import reprlib
-import unicodedata
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from typing import Any, Literal
@@ -58,8 +57,10 @@ EXPORT_NAMES: frozenset[str] = frozenset(
 )
 # Names no custom layer, and nothing a custom source defines, may take: the exported file or Python needs them.
 RESERVED_NAMES: frozenset[str] = EXPORT_NAMES | frozenset({*keyword.kwlist, *keyword.softkwlist, *dir(builtins)})
-# Characters that end a line, drive a terminal or cannot be encoded: refused in names and labels.
-LINE_BREAKING: frozenset[str] = frozenset({"Cc", "Cs", "Zl", "Zp"})
+# Characters that end a line, drive a terminal or reorder text on screen: refused in names and labels ...
+UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# ... and in code, except tab, line feed, carriage return and form feed (so code reads as it runs: Trojan Source).
+UNSAFE_CODE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxtuple = 2, 60, 60, 6, 6
@@ -351,9 +352,12 @@ def _text_problem(text: str, limit: int) -> str | None:
     """Why a name or label cannot stand in a design, or None: bounded, one line, no control characters."""
     if len(text) > limit:
         return f"is {len(text):,} characters long; at most {limit:,}"
-    bad = next((ch for ch in text if unicodedata.category(ch) in LINE_BREAKING), None)
+    bad = UNSAFE_TEXT.search(text)
     if bad is not None:
-        return f"must be one line of text, without control characters (found U+{ord(bad):04X})"
+        found = f"U+{ord(bad.group()):04X}"
+        return f"must be one line of plain text, without control or text-direction characters (found {found})"
+    if not _is_utf8(text):
+        return "is not valid text (it holds a lone surrogate)"
     return None
 
 
@@ -374,8 +378,15 @@ def _name_problem(name: str) -> str | None:
 def _source_problem(source: str) -> str | None:
     if len(source) > MAX_SOURCE_CHARS:
         return f"the code is {len(source):,} characters long; keep a layer under {MAX_SOURCE_CHARS:,}"
-    if "\0" in source or not _is_utf8(source):
-        return "the code holds a null character or a lone surrogate; paste it again as plain text"
+    bad = UNSAFE_CODE.search(source)
+    if bad is not None:
+        line = source.count("\n", 0, bad.start()) + 1
+        return (
+            f"line {line} holds the control character U+{ord(bad.group()):04X}, which can make code read "
+            f"differently than it runs; remove it"
+        )
+    if not _is_utf8(source):
+        return "the code holds a lone surrogate; paste it again as plain text"
     return None
 
 

@@ -131,6 +131,15 @@ REFUSED_EXPORTS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     ),
     "name with a line break": (_design(name=f"net\n{PAYLOAD}"), ("name:", "one line")),
     "name with a form feed": (_design(name=f"net\f{PAYLOAD}"), ("name:", "U+000C")),
+    "name with a right-to-left override": (_design(name=f"net\u202e{PAYLOAD}"), ("name:", "U+202E")),
+    "custom code with a right-to-left override": (
+        _design(custom_layers=[_custom("Mine", top=f"# \u202e {PAYLOAD}\n")]),
+        ("custom_layers[0] (Mine)", "line 1", "U+202E"),
+    ),
+    "custom code with an escape sequence": (
+        _design(custom_layers=[_custom("Mine", top="# \x1b[2K\n")]),
+        ("custom_layers[0] (Mine)", "U+001B"),
+    ),
     "id that is code": (_design({"type": "ReLU", "id": f"x'); {PAYLOAD} #"}), ("layers[0] (ReLU)", "id")),
     "type that is code": (_design({"type": f"ReLU(); {PAYLOAD}"}), ("layers[0]", "unknown layer type")),
     **{
@@ -193,7 +202,6 @@ ACCEPTED_EXPORTS: dict[str, dict[str, Any]] = {
     "name with a double quote and a backslash": _design({"type": "ReLU"}, name=f'net\\""" + {PAYLOAD} #'),
     "name that is a builtin": _design({"type": "ReLU"}, name="ValueError"),
     "name that is the export's own": _design({"type": "ReLU"}, name="F"),
-    "name with a format character": _design({"type": "ReLU"}, name=f"net\u202e{PAYLOAD}"),
     "label that is code": _design({"type": "ReLU", "label": f'x"); {PAYLOAD} #'}),
     "text arguments that are code": _design(
         {"type": "Mine", "params": {"text": TEXT, "sizes": SIZES}},
