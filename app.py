@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from builder.design import Design, DesignError
+from builder.design import Design, DesignError, file_stem
 from builder.diagnose import Fix, LayerError
 from builder.edit import apply_fix
 from builder.graph import render_graph
@@ -135,7 +135,7 @@ def table_ui(design: Design, trace: Trace) -> None:
     st.download_button(
         "Download table (CSV)",
         table.to_csv(index=False),
-        file_name=f"{design.name}-summary.csv",
+        file_name=f"{file_stem(design)}-summary.csv",
         mime="text/csv",
         icon=":material/table:",
         key="summary_csv",

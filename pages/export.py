@@ -8,7 +8,7 @@ import graphviz
 import pandas as pd
 import streamlit as st
 
-from builder.design import Design, DesignError, design_key, dump_design
+from builder.design import Design, DesignError, design_key, dump_design, file_stem
 from builder.export import ExportStyle, export_code
 from builder.graph import render_graph
 from builder.inference import Trace
@@ -53,7 +53,7 @@ def graph_download_ui(design: Design, trace: Trace | None) -> None:
         st.download_button(
             "Graph (.gv)",
             graph.source,
-            file_name=f"{design.name}.gv",
+            file_name=f"{file_stem(design)}.gv",
             key="graph_gv",
             help="Install Graphviz to download SVG and PNG; render this with `dot -Tsvg`.",
         )
@@ -63,7 +63,7 @@ def graph_download_ui(design: Design, trace: Trace | None) -> None:
         column.download_button(
             f"Graph (.{fmt})",
             _graph_image(key, fmt, graph),
-            file_name=f"{design.name}.{fmt}",
+            file_name=f"{file_stem(design)}.{fmt}",
             mime=GRAPH_MIME[fmt],
             key=f"graph_{fmt}",
             width="stretch",
@@ -76,7 +76,7 @@ def downloads_ui(design: Design, trace: Trace | None, code: str) -> None:
     code_col.download_button(
         "Code (.py)",
         code,
-        file_name=f"{design.name.replace('-', '_')}.py",
+        file_name=f"{file_stem(design)}.py",
         mime="text/x-python",
         key="code_py",
         type="primary",
@@ -85,7 +85,7 @@ def downloads_ui(design: Design, trace: Trace | None, code: str) -> None:
     json_col.download_button(
         "Design (.json)",
         dump_design(design),
-        file_name=f"{design.name}.json",
+        file_name=f"{file_stem(design)}.json",
         mime="application/json",
         key="design_json",
         width="stretch",
@@ -95,7 +95,7 @@ def downloads_ui(design: Design, trace: Trace | None, code: str) -> None:
         csv_col.download_button(
             "Summary (.csv)",
             csv,
-            file_name=f"{design.name}-summary.csv",
+            file_name=f"{file_stem(design)}-summary.csv",
             mime="text/csv",
             key="summary_csv",
             width="stretch",

@@ -72,10 +72,12 @@ class Spy:
 
     def __init__(self) -> None:
         self.traced: list[Design] = []
+        self.sessions: list[str | None] = []
 
-    def __call__(self, design: Design, run: bool = True, **options) -> Trace:
+    def __call__(self, design: Design, run: bool = True, session: str | None = None) -> Trace:
         if design.custom_layers:
             self.traced.append(design)
+            self.sessions.append(session)
         return infer_shapes(design) if run else inspect_design(design)
 
     def names(self) -> set[str]:
@@ -173,6 +175,7 @@ def test_a_link_shows_its_code_and_runs_nothing_until_the_click(tmp_path, spy):
     click(at, "review.approve")
     assert marker.read_text() == "ran"
     assert spy.names() == {"Marker"}
+    assert spy.sessions[0], "the sandbox learns which session asks (its cancelling and rate limits)"
     assert not asks_to_run(at)
     assert not at.button(key="run_forward").disabled
     assert "(2, 20)" in graph_source(at), "the layers are built now"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from builder.design import DesignError, dump_design, load_design
+from builder.design import DesignError, dump_design, file_stem, load_design
 from ui import state
 from ui.text import plain
 
@@ -83,7 +83,7 @@ def files_ui() -> None:
     st.download_button(
         "Save design (JSON)",
         dump_design(design),
-        file_name=f"{design.name}.json",
+        file_name=f"{file_stem(design)}.json",
         mime="application/json",
         icon=":material/save:",
         key="save_design",

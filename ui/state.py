@@ -174,8 +174,8 @@ def approve(*specs: CustomLayerSpec) -> None:
 
 # Traces are immutable, so the cache hands out the same object instead of a pickled copy (st.cache_data would).
 @st.cache_resource(max_entries=256, show_spinner=False)
-def _trace(key: str, run: bool, _design: Design) -> Trace:
-    return runner.analyze(_design, run=run)
+def _trace(key: str, run: bool, _design: Design, _session: str | None) -> Trace:
+    return runner.analyze(_design, run=run, session=_session)
 
 
 def trace_of(design: Design, run: bool) -> Trace | None:
@@ -185,7 +185,7 @@ def trace_of(design: Design, run: bool) -> Trace | None:
     """
     if not code_approved(design):
         return None
-    return _trace(design_key(design), run, design)
+    return _trace(design_key(design), run, design, session_id())
 
 
 def session_id() -> str | None:
