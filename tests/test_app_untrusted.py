@@ -214,6 +214,15 @@ def test_live_mode_does_not_run_unapproved_code(tmp_path, spy):
     assert marker.exists() and "(2, 8)" in graph_source(at), "approved, it runs live"
 
 
+def test_with_custom_code_turned_off_the_code_is_shown_and_cannot_be_run(tmp_path, spy, monkeypatch):
+    monkeypatch.setenv("BUILDER_DISABLE_CUSTOM", "1")
+    at = open_link(marker_design(tmp_path / "ran"))
+    assert "Custom code is turned off on this server, so it cannot run here" in texts(at.warning)
+    assert at.button(key="review.approve").disabled
+    assert "class Marker(nn.Module):" in texts(at.code)
+    assert spy.traced == []
+
+
 # ---------------------------------------------------------------- files, imports, undo
 
 
