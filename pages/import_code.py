@@ -1,7 +1,8 @@
 """Import code page: paste PyTorch code, get the design back (issue 5).
 
 ``import_code`` reads the code statically (``ast``): nothing pasted runs here. Classes it takes over as custom
-layers run later only in the sandbox, like any custom layer. The imported design replaces the current one
+layers run later only in the sandbox, and only once the user has read them and clicked to run them
+(``ui.review``), like any code that came with a design. The imported design replaces the current one
 through ``state.commit``, so Undo brings the old design back.
 """
 
