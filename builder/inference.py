@@ -36,6 +36,9 @@ TORCH_DTYPES: dict[DType, torch.dtype] = {
 FLOP_CATEGORIES = frozenset(
     {Category.LINEAR, Category.CONVOLUTION, Category.RECURRENT, Category.TRANSFORMER, Category.EMBEDDING, Category.LAZY}
 )
+# Real values cost real memory: a layer that needs them runs on the CPU only up to these sizes.
+REAL_INPUT_LIMIT = 2**24  # elements of the input (64 MB as float32)
+REAL_PARAM_LIMIT = 2**28  # elements of the layer's parameters (1 GB as float32)
 # Errors that mean "this op needs real values", not "these shapes do not fit".
 NEEDS_VALUES = ("meta tensor", "on meta", "'meta'", "meta device", "data-dependent", "data dependent")
 
@@ -277,10 +280,22 @@ def _run_layer(
         if not needs_values(error):
             raise
         reason = str(error).splitlines()[0]
+    _check_real_size(module, x, reason)
     real = build_layer(spec, custom, "cpu", design.input.dtype)
     out, flops = _forward(real, style, _real_like(x, token_range(design)), count)
     note = f"ran on small real tensors: the meta device has no values ({reason})"
     return _Step(real, out.to("meta"), flops, "cpu", [note])
+
+
+def _check_real_size(module: nn.Module, x: torch.Tensor, reason: str) -> None:
+    """Refuse to run a layer on real values when its input or parameters would take too much memory."""
+    params = sum(p.numel() for p in module.parameters() if not isinstance(p, UninitializedParameter))
+    if x.numel() > REAL_INPUT_LIMIT or params > REAL_PARAM_LIMIT:
+        raise RuntimeError(
+            f"this layer needs real values ({reason}), but running it for real would take an input of "
+            f"{x.numel():,} elements and {params:,} parameters; the builder does that only up to "
+            f"{REAL_INPUT_LIMIT:,} input elements and {REAL_PARAM_LIMIT:,} parameters: use a smaller input shape"
+        )
 
 
 def _trace_layer(

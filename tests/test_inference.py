@@ -114,3 +114,18 @@ CONV = 2 * 8 * 6 * 6 * 3 * 9  # 2 x output elements x (in_channels x kernel area
 )
 def test_flops_per_layer_family(layer: dict, shape: list[int], flops: int) -> None:
     assert infer_shapes(_design([layer], shape)).layers[0].flops == flops
+
+
+def test_real_values_are_refused_for_a_huge_input() -> None:
+    """A layer that needs values runs on real tensors only while they are small; beyond, it says so."""
+    from builder.custom import define_trusted
+    from builder.design import design_from_dict
+
+    gate = "class Gate(nn.Module):\n    def forward(self, x):\n        return x if x.sum() > 0 else -x\n"
+    for shape, ok in (([2, 20], True), ([64, 1024, 1024], False)):
+        data = {"input": {"shape": shape}, "layers": [{"type": "Gate"}]}
+        design = design_from_dict(data | {"custom_layers": [{"name": "Gate", "source": gate}]})
+        trace = infer_shapes(design, define_trusted(design.custom_layers))
+        assert trace.ok is ok
+        if not ok:
+            assert "needs real values" in trace.error.message and "use a smaller input shape" in trace.error.message

@@ -16,7 +16,7 @@ import ast
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from builder.design import CustomLayerSpec, DesignError
+from builder.design import MAX_SOURCE_CHARS, CustomLayerSpec, DesignError
 from builder.sandbox.policy import (
     ALLOWED_IMPORTS,
     ALLOWED_MODULES_HINT,
@@ -29,8 +29,6 @@ from builder.sandbox.policy import (
     is_dunder,
     module_refusal,
 )
-
-MAX_SOURCE_CHARS = 50_000
 
 # Every (node type, field) of Python's syntax tree that holds an identifier as a string, and how it is checked.
 IDENTIFIER_FIELDS: dict[tuple[str, str], str] = {
