@@ -7,7 +7,7 @@
 | wall-clock seconds per job | ``BUILDER_SANDBOX_TIMEOUT`` | 10 |
 | memory per job beyond torch's own | ``BUILDER_SANDBOX_MEMORY_MB`` | 2048 |
 | workers (checks at once) | ``BUILDER_SANDBOX_WORKERS`` | 2 |
-| checks per minute per session | ``BUILDER_SANDBOX_RATE`` | 30 |
+| checks per minute per session | ``BUILDER_SANDBOX_RATE`` | 60 |
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class SandboxSettings:
     timeout: float = 10.0  # wall-clock seconds per job; the CPU limit is this, rounded up, plus one
     memory: int = 2 * GiB  # address space a job may add to what torch itself uses
     workers: int = 2
-    rate: int = 30  # checks per minute per session
+    rate: int = 60  # checks per minute per session (live mode runs one per edit)
     startup_timeout: float = 120.0  # seconds to wait for a worker to import torch
 
 
