@@ -252,7 +252,8 @@ def test_delete_an_unused_layer_and_undo():
     at = my_linear_design_page()
     at.switch_page("app.py")
     run(at)
-    at.selectbox(key="selected_layer").set_value("layer-2")
+    at.session_state["selected_layer"] = "layer-2"  # the selected layer's id, however the stack lets one pick it
+    run(at)  # the layer buttons act on the layer they were drawn for
     at.button(key="remove").click()
     run(at)
     at.switch_page(PAGE)
@@ -301,7 +302,7 @@ def test_the_inspector_edits_a_custom_layers_arguments():
     at = open_page({"design": encode_design(load_example("my-linear"))})
     at.switch_page("app.py")
     run(at)
-    at.selectbox(key="selected_layer").set_value("layer-2")
+    at.session_state["selected_layer"] = "layer-2"  # the selected layer's id, however the stack lets one pick it
     run(at)
     units = next(w for w in at.text_input if w.key.startswith("param.layer-2.units."))
     assert units.value == "8"
