@@ -227,7 +227,8 @@ def trace_in_worker(design: Design, run: bool = True, session: str | None = None
     Raises:
         DesignError: custom code is turned off, the design is invalid, a custom layer's source is refused before
             it runs (the message names the layer and the line), or the job was cancelled or rate-limited.
-        SandboxError: the sandbox could not start or is misconfigured.
+        SandboxError: the sandbox could not start, is misconfigured, or lost the worker during the job (a passing
+            trouble: callers that cache traces keep none of these).
     """
     if design.custom_layers and not custom_code_enabled():
         names = ", ".join(design.custom_names())
@@ -251,6 +252,9 @@ def trace_in_worker(design: Design, run: bool = True, session: str | None = None
 
 
 def _stopped_trace(design: Design, problem: CodeProblem, outcome: pool.Outcome, run: bool) -> Trace:
+    """A trace failing at the layer the job stopped in; a passing trouble raises instead, so no cache keeps it."""
+    if outcome.lost or outcome.ending.get("ending") == "cancelled":
+        raise SandboxError(str(problem))  # the worker was lost or the job cancelled: try again
     index = next((i for i, layer in enumerate(design.layers) if layer.type == problem.layer), None)
     if index is None or outcome.refused:
         raise DesignError(str(problem))

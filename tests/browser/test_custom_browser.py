@@ -80,7 +80,8 @@ def test_write_check_and_drag_a_custom_layer_into_the_stack(page: Page):
     type_code(page, LAYER)
 
     page.get_by_role("button", name="Check layer").click()  # the editor loses focus and sends its code first
-    expect(page.get_by_text("Doubler works: input (2, 20) → output (2, 20).")).to_be_visible()
+    # the first check may wait for a sandbox worker to start in its jail (it imports torch)
+    expect(page.get_by_text("Doubler works: input (2, 20) → output (2, 20).")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("torch.Size([1])").first).to_be_attached()
     shot(page, "custom-01-checked")
 
