@@ -11,6 +11,8 @@ from typing import Any
 from builder.catalog import catalog
 from builder.design import CustomLayerSpec, Design, DesignError, DType, InputSpec, LayerSpec, validate_design
 from builder.diagnose import Fix, FixKind, LayerError
+from builder.inference import Trace
+from builder.samples import Shape, fitted_params, incoming_shape
 
 # Input presets offered by the app: name -> (shape, dtype).
 INPUT_PRESETS: dict[str, tuple[tuple[int, ...], DType]] = {
@@ -51,23 +53,41 @@ def _with_layers(design: Design, layers: list[LayerSpec]) -> Design:
     return design.model_copy(update={"layers": tuple(layers)})
 
 
-def default_params(layer_type: str, design: Design | None = None) -> dict[str, Any]:
-    """Parameters a freshly added layer starts with: sample values for torch's required arguments, or the
-    arguments a custom layer was checked with."""
-    entry = catalog().get(layer_type)
-    if entry is not None:
-        return entry.sample_params()
+def default_params(layer_type: str, design: Design | None = None, incoming: Shape | None = None) -> dict[str, Any]:
+    """Parameters a freshly added layer starts with: sample values for torch's required arguments, with the sizes
+    it asks of its input read from ``incoming`` when known, or the arguments a custom layer was checked with."""
+    if layer_type in catalog():
+        return fitted_params(layer_type, incoming)
     custom = {c.name: c for c in design.custom_layers} if design else {}
     return dict(custom[layer_type].params) if layer_type in custom else {}
 
 
-def add_layer(design: Design, layer_type: str, index: int | None = None, params: dict | None = None) -> Design:
-    """Insert a layer (at the end by default) with a fresh id."""
-    layer = LayerSpec(type=layer_type, params=default_params(layer_type, design) if params is None else params)
-    layer = layer.model_copy(update={"id": _next_id(design)})
+def add_layer(
+    design: Design,
+    layer_type: str,
+    index: int | None = None,
+    params: dict | None = None,
+    incoming: Shape | None = None,
+) -> Design:
+    """Insert a layer (at the end by default) with a fresh id; without ``params``, it starts with
+    ``default_params`` for the shape ``incoming`` it receives there."""
+    if params is None:
+        params = default_params(layer_type, design, incoming)
+    layer = LayerSpec(type=layer_type, params=params).model_copy(update={"id": _next_id(design)})
     layers = list(design.layers)
     layers.insert(len(layers) if index is None else index, layer)
     return _with_layers(design, layers)
+
+
+def add_from_palette(design: Design, layer_type: str, index: int | None = None, trace: Trace | None = None) -> Design:
+    """Insert a new layer whose arguments fit the tensor it receives at ``index`` (the end by default).
+
+    That shape is read from ``trace`` (a forward pass of ``design`` the caller already has) or from a meta-device
+    pass of the built-in layers before it (``samples.incoming_shape``); when it cannot be known, the layer starts
+    with the catalog's sample values.
+    """
+    index = len(design.layers) if index is None else index
+    return add_layer(design, layer_type, index, incoming=incoming_shape(design, index, trace))
 
 
 def remove_layer(design: Design, layer_id: str) -> Design:

@@ -1,22 +1,29 @@
-"""A minimal design per catalog layer whose dummy forward pass succeeds: the palette's preview and the tests' oracle.
+"""Sample arguments: a minimal design per catalog layer (the tests' oracle), and the arguments a new layer starts with.
 
 The sample of a layer starts from the catalog's own sample values for its required arguments
 (``LayerEntry.sample_params``), shrinks the few optional ones whose torch defaults are large, and takes its input
 shape from the layer's spatial suffix ("2d" -> (N, C, H, W)) or, failing that, from its palette group. The odd
 layers whose input or arguments follow no rule are listed in ``OVERRIDES``. A lazy layer borrows the sample of the
 class it becomes, minus the sizes it infers.
+
+A layer added to a stack starts with the same sample values, except for the sizes torch asks of the tensor it will
+receive (``INCOMING_SIZES``): a Conv2d dropped after a (1, 6, 14, 14) output starts with ``in_channels=6``. That
+shape comes from a forward pass the caller already has, or from a meta-device pass of the built-in layers before
+it; custom-layer code is never run for it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from builder.catalog import Category, LayerEntry, catalog
-from builder.design import Design, DType, InputSpec, LayerSpec
+from builder.design import Design, DesignError, DType, InputSpec, LayerSpec
+from builder.inference import Trace, infer_shapes
 
 Shape = tuple[int, ...]
 
@@ -128,3 +135,107 @@ def sample_design(layer_type: str) -> Design:
         input=InputSpec(shape=_input_shape(source), dtype=dtype),
         layers=(LayerSpec(type=layer_type, params=params),),
     )
+
+
+# ---------------------------------------------------------------- a new layer's arguments, fitted to its input
+
+
+def _last(layer_type: str, shape: Shape) -> int:
+    return shape[-1]
+
+
+def _channels(layer_type: str, shape: Shape) -> int | None:
+    """The channel size: dim 1 of a batch for the norms that need one, else the size before the spatial dims
+    (a Conv1d also takes an unbatched (C, L), so (2, 20) has 2 channels)."""
+    dims = spatial_dims(layer_type)
+    if dims is None or "BatchNorm" in layer_type:
+        return shape[1] if len(shape) >= 2 else None
+    return shape[-dims - 1] if len(shape) > dims else None
+
+
+# Required arguments that are a size of the incoming tensor (batch first), and how to read them from its shape.
+INCOMING_SIZES: dict[str, Callable[[str, Shape], Any]] = {
+    "in_features": _last,
+    "in1_features": _last,  # Bilinear gets the stack's tensor twice
+    "in2_features": _last,
+    "input_size": _last,
+    "d_model": _last,
+    "embed_dim": _last,
+    "normalized_shape": lambda layer_type, shape: [shape[-1]],
+    "in_channels": _channels,
+    "num_features": _channels,
+    "num_channels": _channels,
+}
+# Head counts and the size they must divide.
+HEADS: dict[str, str] = {"nhead": "d_model", "num_heads": "embed_dim"}
+
+
+def _divisor(size: int, at_most: int) -> int:
+    """The largest divisor of ``size`` not above ``at_most`` (1 at least)."""
+    return max(n for n in range(1, max(1, at_most) + 1) if size % n == 0)
+
+
+def fitted_params(layer_type: str, incoming: Shape | None) -> dict[str, Any]:
+    """The arguments a new catalog layer starts with when it will receive a tensor of shape ``incoming``.
+
+    Args:
+        layer_type: a catalog name, such as "Conv2d".
+        incoming: the shape of the tensor it receives, batch first; None when unknown.
+
+    Returns:
+        The catalog's sample values for its required arguments, with the sizes torch asks of the input read from
+        ``incoming`` (``in_channels``, ``in_features``, ``num_features``, ``normalized_shape``, ...). Without a
+        shape, or where the shape has too few dimensions to read a size from, the sample value stays.
+
+    Raises:
+        KeyError: the catalog has no layer of that name.
+    """
+    params = _entry(layer_type).sample_params()
+    if not incoming:
+        return params
+    for name in params:
+        read = INCOMING_SIZES.get(name)
+        size = read(layer_type, incoming) if read else None
+        if size is not None and min(size if isinstance(size, list) else [size]) >= 1:
+            params[name] = size
+    for heads, size_name in HEADS.items():
+        if heads in params and size_name in params:
+            params[heads] = _divisor(params[size_name], params[heads])
+    return params
+
+
+def _traced_output(design: Design, index: int, trace: Trace) -> Shape | None:
+    """The output of layer ``index - 1`` in ``trace``, if it traced the same input and the same layers up to it."""
+    same_input = (trace.input_shape, trace.input_dtype) == (design.input.shape, design.input.dtype)
+    traced = [(t.id, t.type) for t in trace.layers[:index]]
+    if not (trace.ran and same_input and traced == [(s.id, s.type) for s in design.layers[:index]]):
+        return None
+    return trace.layers[index - 1].output_shape
+
+
+def incoming_shape(design: Design, index: int, trace: Trace | None = None) -> Shape | None:
+    """The shape a layer inserted at position ``index`` of ``design`` would receive, if it can be known safely.
+
+    Args:
+        design: the design before the insertion.
+        index: where the new layer goes (0 is first; ``len(design.layers)`` appends).
+        trace: a forward pass the caller already has, of ``design`` or of a design whose layers before ``index``
+            are these ones with these arguments; used when it got that far.
+
+    Returns:
+        The design's input shape at position 0; else the output shape of the layer before, from ``trace`` or from
+        a meta-device forward pass of the layers before ``index``. None when that pass fails, or when a layer
+        before ``index`` is a custom layer the trace does not cover: its code is never run for this.
+    """
+    if index == 0:
+        return design.input.shape
+    known = _traced_output(design, index, trace) if trace is not None else None
+    if known is not None:
+        return known
+    before = design.layers[:index]
+    if any(layer.type not in catalog() for layer in before):
+        return None
+    try:
+        return infer_shapes(design.model_copy(update={"layers": before, "custom_layers": ()})).output_shape
+    except DesignError:
+        return None

@@ -1,4 +1,5 @@
-"""Pure design edits: custom layers carry their checked arguments, rename follows the stack, delete is guarded."""
+"""Pure design edits: new layers fit the shape they receive, custom layers carry their checked arguments, rename
+follows the stack, delete is guarded."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 
 from builder.design import DesignError, design_from_dict, dump_design, load_design
 from builder.edit import (
+    add_from_palette,
     add_layer,
     parse_shape,
     rename_class,
@@ -13,7 +15,9 @@ from builder.edit import (
     with_custom_layer,
     without_custom_layer,
 )
+from builder.examples import load_example
 from builder.inference import infer_shapes
+from builder.samples import fitted_params, incoming_shape
 
 MY_LINEAR = (
     "class MyLinear(nn.Module):\n"
@@ -80,3 +84,87 @@ def test_parse_shape(text: str, shape: tuple[int, ...]) -> None:
 def test_parse_shape_refuses(text: str, message: str) -> None:
     with pytest.raises(DesignError, match=message):
         parse_shape(text)
+
+
+# ---------------------------------------------------------------- new layers fit the shape they receive
+
+LENET = load_example("lenet")  # (1, 1, 28, 28) -> Conv2d(1, 6, 5, padding=2) -> Sigmoid -> AvgPool2d(2, 2) -> ...
+
+
+@pytest.mark.parametrize(
+    ("layer_type", "incoming", "expected"),
+    [
+        ("Conv2d", (1, 6, 14, 14), {"in_channels": 6, "out_channels": 8, "kernel_size": 3}),
+        ("Conv2d", (6, 14, 14), {"in_channels": 6, "out_channels": 8, "kernel_size": 3}),  # unbatched (C, H, W)
+        ("Conv1d", (2, 20), {"in_channels": 2, "out_channels": 8, "kernel_size": 3}),  # unbatched (C, L)
+        ("ConvTranspose2d", (1, 16, 5, 5), {"in_channels": 16, "out_channels": 8, "kernel_size": 3}),
+        ("Linear", (1, 400), {"in_features": 400, "out_features": 10}),
+        ("Bilinear", (2, 7), {"in1_features": 7, "in2_features": 7, "out_features": 10}),
+        ("BatchNorm1d", (2, 20), {"num_features": 20}),  # (N, C): always batched
+        ("BatchNorm2d", (1, 6, 14, 14), {"num_features": 6}),
+        ("InstanceNorm1d", (4, 12, 9), {"num_features": 12}),
+        ("GroupNorm", (1, 6, 14, 14), {"num_groups": 1, "num_channels": 6}),
+        ("LayerNorm", (2, 5, 12), {"normalized_shape": [12]}),
+        ("LSTM", (5, 2, 12), {"input_size": 12, "hidden_size": 32}),
+        ("TransformerEncoderLayer", (2, 5, 15), {"d_model": 15, "nhead": 1}),  # heads must divide d_model
+        ("MultiheadAttention", (2, 5, 24), {"embed_dim": 24, "num_heads": 2}),
+        ("Embedding", (2, 16), {"num_embeddings": 100, "embedding_dim": 16}),  # token ids say nothing of sizes
+    ],
+)
+def test_a_new_layer_reads_the_sizes_torch_asks_of_its_input(layer_type, incoming, expected) -> None:
+    assert fitted_params(layer_type, incoming) == expected
+
+
+@pytest.mark.parametrize("incoming", [None, ()])
+def test_without_a_shape_a_new_layer_keeps_the_catalog_samples(incoming) -> None:
+    assert fitted_params("Conv2d", incoming) == {"in_channels": 3, "out_channels": 8, "kernel_size": 3}
+
+
+def test_a_shape_too_short_for_a_size_keeps_that_sample() -> None:
+    assert fitted_params("Conv2d", (2, 10))["in_channels"] == 3, "a Conv2d needs at least (C, H, W)"
+
+
+def test_the_incoming_shape_is_the_input_or_the_output_of_the_layer_before() -> None:
+    assert incoming_shape(LENET, 0) == (1, 1, 28, 28)
+    assert incoming_shape(LENET, 3) == (1, 6, 14, 14)
+    assert incoming_shape(LENET, len(LENET.layers)) == (1, 10)
+
+
+def test_a_conv2d_dropped_after_a_pool_starts_with_its_channels() -> None:
+    design = add_from_palette(LENET, "Conv2d", 3)
+    added = design.layers[3]
+    assert added.type == "Conv2d" and added.id not in {layer.id for layer in LENET.layers}
+    assert added.params["in_channels"] == 6
+    assert infer_shapes(design.model_copy(update={"layers": design.layers[:4]})).ok, "the new layer fits"
+    assert add_from_palette(LENET, "Linear").layers[-1].params["in_features"] == 10
+
+
+def test_a_trace_of_the_design_gives_the_shape_without_another_pass() -> None:
+    trace = infer_shapes(LENET)
+    assert incoming_shape(LENET, 7, trace) == (1, 400)
+    other = LENET.model_copy(update={"input": LENET.input.model_copy(update={"shape": (1, 1, 32, 32)})})
+    assert incoming_shape(other, 7, trace) == (1, 576), "a trace of another input is not used"
+
+
+def test_a_custom_layer_before_is_never_run_for_the_shape() -> None:
+    design = with_custom_layer(_base(), "MyLinear", MY_LINEAR, {"in_units": 20, "units": 8})
+    design = add_layer(design, "MyLinear")
+    assert infer_shapes(design).output_shape == (2, 8), "running it would tell"
+    assert incoming_shape(design, 2) is None, "the custom layer's output is unknown without running it"
+    assert add_from_palette(design, "Linear").layers[-1].params["in_features"] == 20, "the catalog's sample"
+
+
+def test_a_custom_layer_before_is_read_from_a_trace_the_caller_has() -> None:
+    design = with_custom_layer(_base(), "MyLinear", MY_LINEAR, {"in_units": 20, "units": 8})
+    design = add_layer(design, "MyLinear")
+    trace = infer_shapes(design)
+    assert incoming_shape(design, 2, trace) == (2, 8)
+    assert add_from_palette(design, "Linear", trace=trace).layers[-1].params["in_features"] == 8
+
+
+def test_a_failing_layer_before_leaves_the_shape_unknown() -> None:
+    broken = design_from_dict(
+        {"input": {"shape": [2, 20]}, "layers": [{"type": "Linear", "params": {"in_features": 30, "out_features": 8}}]}
+    )
+    assert incoming_shape(broken, 1) is None
+    assert add_from_palette(broken, "Linear").layers[-1].params["in_features"] == 20
