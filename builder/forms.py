@@ -49,6 +49,17 @@ def field_text(value: Any) -> str:
     return str(value)
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two parameter values mean the same to torch: a JSON list equals a tuple default, True is not 1."""
+    return _comparable(a) == _comparable(b)
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_comparable(v) for v in value]
+    return (bool, value) if isinstance(value, bool) else value
+
+
 def _number(token: str, spec: ParamSpec) -> int | float | None:
     if token == "None" and spec.name == "output_size":
         return None

@@ -6,7 +6,7 @@ import pytest
 
 from builder.catalog import ParamKind, ParamSpec, catalog
 from builder.design import DesignError, check_value
-from builder.forms import Field, field_for, field_text, parse_field
+from builder.forms import Field, field_for, field_text, parse_field, same_value
 
 
 def spec_of(layer: str, name: str) -> ParamSpec:
@@ -68,3 +68,35 @@ def test_a_parsed_value_is_checked_by_the_design_rules():
     spec = spec_of("Conv2d", "kernel_size")
     assert check_value(spec, parse_field(spec, "0")) == "must be at least 1, got 0"
     assert check_value(spec, parse_field(spec, "1.5")) is not None
+
+
+TEXT_DEFAULTS = [
+    pytest.param(spec, id=f"{entry.name}.{spec.name}")
+    for entry in catalog().values()
+    for spec in entry.params
+    if not spec.required and field_for(spec) is Field.TEXT
+]
+
+
+@pytest.mark.parametrize("spec", TEXT_DEFAULTS)
+def test_a_text_field_showing_its_default_is_no_edit(spec):
+    """The inspector ignores a field that holds the value the design already has (the browser may send it again)."""
+    assert same_value(parse_field(spec, field_text(spec.default)), spec.default)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ([3, 3], (3, 3), True),  # the design's JSON list and torch's tuple default
+        ([[1, 2], 3], ((1, 2), 3), True),
+        (3, [3, 3], False),
+        (1, True, False),  # a bool is not a number here
+        (0, False, False),
+        (0.5, 0.5, True),
+        (None, None, True),
+        ("same", "same", True),
+        ("zeros", "reflect", False),
+    ],
+)
+def test_same_value_compares_as_torch_would(a, b, same):
+    assert same_value(a, b) is same

@@ -1,12 +1,15 @@
 """The layer inspector and the input form: fields generated from the catalog, applied as soon as they change.
 
-Field keys hold the layer's id (never its position) and the design's generation, so a field shows the design's
-value again after an undo, a drop or a fix.
+Field keys hold the layer's id and the parameter's name (never a position) and the design's generation, so a field
+shows the design's value again after an undo, a drop or a fix, and is never re-created by its own edit (it keeps
+the keyboard focus). A field's callback is bound to the layer it was drawn for: an edit lands on that layer, or,
+if the layer has gone meanwhile, nowhere; a value the browser merely sends again is no edit (``apply_field``).
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -15,8 +18,9 @@ from builder.catalog import ParamKind, ParamSpec, catalog
 from builder.custom import layer_signature
 from builder.design import Design, DesignError, DType, check_value
 from builder.edit import INPUT_PRESETS, parse_shape, set_input, set_param
-from builder.forms import Field, field_for, field_text, parse_field
+from builder.forms import Field, field_for, field_text, parse_field, same_value
 from ui import state
+from ui.text import plain
 
 MANUAL_PRESET = "custom shape"
 
@@ -28,22 +32,45 @@ def field_key(layer_id: str, name: str) -> str:
     return f"param.{layer_id}.{name}.{state.generation()}"
 
 
-def field_changed(layer_id: str, spec: ParamSpec, key: str) -> None:
-    """Check the field's new value; apply it at once, or leave a message beside the field."""
-    ss = st.session_state
-    errors = ss.setdefault("field_errors", {})
-    raw = ss[key]
+def has_layer(design: Design, layer_id: str) -> bool:
+    return any(layer.id == layer_id for layer in design.layers)
+
+
+def builtin_value(spec: ParamSpec, raw: Any) -> Any:
+    """A catalog layer's form field as its argument; raise DesignError saying what is wrong."""
+    value = parse_field(spec, raw) if field_for(spec) is Field.TEXT else raw
+    problem = check_value(spec, value) if value is not None or spec.required else None
+    if problem:
+        raise DesignError(f"{spec.name} {problem}")
+    return value
+
+
+def apply_field(layer_id: str, spec: ParamSpec, key: str, read: Callable[[ParamSpec, Any], Any]) -> None:
+    """Apply a field's new value to the layer it was drawn for, or leave the message beside the field.
+
+    Only an edit counts. With its next rerun the browser may send again the values of fields it no longer shows:
+    another layer's (the one selected before), or ones from before an undo. Streamlit has dropped their state but
+    kept their callbacks, so it calls them as if they had changed. A field of an older generation, of a layer
+    since removed, or holding the value the design already has, is such a resend and changes nothing.
+    """
+    design = state.current()
+    if key != field_key(layer_id, spec.name) or not has_layer(design, layer_id):
+        return
+    errors = st.session_state.setdefault("field_errors", {})
     try:
-        value = parse_field(spec, raw) if field_for(spec) is Field.TEXT else raw
+        value = read(spec, st.session_state[key])
     except DesignError as error:
         errors[key] = str(error)
         return
-    problem = check_value(spec, value) if value is not None or spec.required else None
-    if problem:
-        errors[key] = f"{spec.name} {problem}"
-        return
     errors.pop(key, None)
-    state.commit(set_param(state.current(), layer_id, spec.name, value), from_field=True)
+    layer = design.layers[design.layer_index(layer_id)]
+    if not same_value(value, layer.params.get(spec.name, spec.default)):
+        state.commit(set_param(design, layer_id, spec.name, value), from_field=True)
+
+
+def field_changed(layer_id: str, spec: ParamSpec, key: str) -> None:
+    """Check a catalog layer's field; apply it at once, or leave a message beside the field."""
+    apply_field(layer_id, spec, key, builtin_value)
 
 
 def param_widget(spec: ParamSpec, value: Any, key: str, on_change: Any) -> None:
@@ -74,7 +101,7 @@ def inspector_ui(design: Design, layer_id: str) -> None:
     """A form generated from the selected layer's catalog entry; each change applies at once."""
     spec = design.layers[design.layer_index(layer_id)]
     entry = catalog().get(spec.type)
-    st.markdown(f"**{spec.type}**: {entry.summary} [docs]({entry.doc_url})" if entry else f"**{spec.type}**")
+    st.markdown(f"**{spec.type}**: {entry.summary} [docs]({entry.doc_url})" if entry else f"**{plain(spec.type)}**")
     if entry is None:
         custom_inspector_ui(design, layer_id)
         return
@@ -88,7 +115,7 @@ def inspector_ui(design: Design, layer_id: str) -> None:
         with columns[position % 3]:
             param_widget(param, spec.params.get(param.name, param.default), key, _on_field(layer_id, param, key))
             if key in errors:
-                st.caption(f":red[{errors[key]}]")
+                st.caption(f":red[{plain(errors[key])}]")
 
 
 def _on_field(layer_id: str, spec: ParamSpec, key: str) -> Any:
@@ -144,14 +171,7 @@ def custom_value(spec: ParamSpec, raw: Any) -> Any:
 
 def custom_field_changed(layer_id: str, spec: ParamSpec, key: str) -> None:
     """Apply a custom layer's field at once, or leave the message beside it."""
-    errors = st.session_state.setdefault("field_errors", {})
-    try:
-        value = custom_value(spec, st.session_state[key])
-    except DesignError as error:
-        errors[key] = str(error)
-        return
-    errors.pop(key, None)
-    state.commit(set_param(state.current(), layer_id, spec.name, value), from_field=True)
+    apply_field(layer_id, spec, key, custom_value)
 
 
 def custom_param_ui(param: ParamSpec, value: Any, key: str, on_change: Any = None) -> None:
@@ -160,7 +180,7 @@ def custom_param_ui(param: ParamSpec, value: Any, key: str, on_change: Any = Non
     param_widget(param, shown, key, on_change)
     error = st.session_state.get("field_errors", {}).get(key)
     if error:
-        st.caption(f":red[{error}]")
+        st.caption(f":red[{plain(error)}]")
 
 
 def custom_inspector_ui(design: Design, layer_id: str) -> None:
@@ -170,7 +190,7 @@ def custom_inspector_ui(design: Design, layer_id: str) -> None:
     try:
         params = layer_signature(source, spec.type)
     except DesignError as error:
-        st.error(f"{error}. Fix its code on the Custom layers page.")
+        st.error(plain(f"{error}. Fix its code on the Custom layers page."))
         return
     st.caption("A custom layer, defined by code carried in the design (Custom layers page).")
     if not params:
@@ -187,12 +207,17 @@ def custom_inspector_ui(design: Design, layer_id: str) -> None:
 # ---------------------------------------------------------------- input
 
 
+def input_key(name: str) -> str:
+    return f"input_{name}.{state.generation()}"
+
+
 def input_changed(key: str) -> None:
-    """Read the shape text; apply it or leave the message beside the field."""
-    ss = st.session_state
-    errors = ss.setdefault("field_errors", {})
+    """Read the shape text; apply it or leave the message beside the field (a resend of an older one is ignored)."""
+    if key != input_key("shape"):
+        return
+    errors = st.session_state.setdefault("field_errors", {})
     try:
-        shape = parse_shape(ss[key])
+        shape = parse_shape(st.session_state[key])
     except DesignError as error:
         errors[key] = str(error)
         return
@@ -201,29 +226,29 @@ def input_changed(key: str) -> None:
 
 
 def dtype_changed(key: str) -> None:
-    design = state.current()
-    state.commit(set_input(design, design.input.shape, st.session_state[key]), from_field=True)
+    if key == input_key("dtype"):
+        design = state.current()
+        state.commit(set_input(design, design.input.shape, st.session_state[key]), from_field=True)
 
 
 def preset_changed(key: str) -> None:
     name = st.session_state[key]
-    if name in INPUT_PRESETS:
+    if key == input_key("preset") and name in INPUT_PRESETS:
         shape, dtype = INPUT_PRESETS[name]
         state.commit(set_input(state.current(), shape, dtype))
 
 
 def input_ui(design: Design) -> None:
     """The dummy input: a preset, or a free-text shape and a dtype."""
-    gen = state.generation()
     current = (design.input.shape, design.input.dtype)
     presets = [MANUAL_PRESET, *INPUT_PRESETS]
     match = next((name for name, value in INPUT_PRESETS.items() if value == current), MANUAL_PRESET)
     preset_col, shape_col, dtype_col = st.columns([2, 2, 1])
-    key = f"input_preset.{gen}"
+    key = input_key("preset")
     preset_col.selectbox(
         "Input preset", presets, index=presets.index(match), key=key, on_change=preset_changed, args=(key,)
     )
-    key = f"input_shape.{gen}"
+    key = input_key("shape")
     shape_col.text_input(
         "Input shape (batch first)",
         value=", ".join(map(str, design.input.shape)),
@@ -234,8 +259,8 @@ def input_ui(design: Design) -> None:
     )
     error = st.session_state.get("field_errors", {}).get(key)
     if error:
-        shape_col.caption(f":red[{error}]")
-    key = f"input_dtype.{gen}"
+        shape_col.caption(f":red[{plain(error)}]")
+    key = input_key("dtype")
     dtypes = list(DType)
     dtype_col.selectbox(
         "dtype", dtypes, index=dtypes.index(design.input.dtype), key=key, on_change=dtype_changed, args=(key,)
