@@ -4,6 +4,12 @@ The drag-and-drop is one streamlit-sortables component with three containers (Pa
 It moves items, so after each drop ``consume_drop`` turns the component's result into design edits and the
 component is re-mounted under a new key: the palette is full again (layers are copied out of it, not moved)
 and the trash is empty. Item labels are unique and never equal a header, as the component requires.
+
+The selected layer is the app's own state, ``session_state[SELECTED]``: a layer id, never a widget's value.
+A select box would hold its choice as the option's label ("3 · LazyLinear(10)"), which every edit of that layer
+changes; Streamlit then finds the label among no options and falls back to the first layer, and the next edit
+lands there. So the stack is shown as one button per layer, keyed by the layer's id: a click selects that layer,
+and the Up, Down, Duplicate and Remove buttons act on the id they were drawn for.
 """
 
 from __future__ import annotations
@@ -16,16 +22,21 @@ import streamlit as st
 from streamlit_sortables import sort_items
 
 from builder.catalog import Category, by_category
-from builder.design import Design, LayerSpec
-from builder.edit import add_layer, duplicate_layer, move_layer, remove_layer, reorder_layers
+from builder.design import Design, DesignError, LayerSpec
+from builder.edit import add_from_palette, duplicate_layer, move_layer, remove_layer, reorder_layers
 from builder.graph import key_args
+from builder.inference import Trace
 from ui import state
+from ui.text import plain
 
 PALETTE, STACK, TRASH = "Palette", "Model stack", "Trash"
 ALL_GROUPS = "all groups"
 DEFAULT_GROUP = Category.LINEAR
 SEP = " · "  # stack item labels: "1 · LazyLinear(256)"; unique, and never equal to a palette item or header
-SELECTED = "selected_layer"  # the selected layer's id (the key of its select box)
+SELECTED = "selected_layer"  # the selected layer's id (app state: no widget has this key)
+SELECTED_AT = "selected_position"  # its position when last shown: a removed layer's place goes to its neighbour
+PICKER_HEIGHT = 240  # pixels: the layer buttons of a long stack scroll inside a box this tall...
+PICKER_SCROLL_AFTER = 16  # ...from this many layers on
 SORTABLES_STYLE = """
 .sortable-component { font-size: 0.85rem; }
 .sortable-container-header { font-weight: 600; padding: 2px 4px; }
@@ -85,19 +96,34 @@ def sortable_containers(design: Design, offered: list[str]) -> tuple[list[dict[s
     return containers, ids
 
 
-def dropped_design(design: Design, rendered: dict[str, Any], result: list[dict[str, Any]]) -> Design:
-    """The design after a drop: palette items in the stack become new layers, stack items gone are removed."""
+def shown_trace(design: Design) -> Trace | None:
+    """The forward pass the page shows for this design, if it ran (live mode or the Run button); else None."""
+    if not state.ran(design):
+        return None
+    try:
+        return state.trace_of(design, run=True)
+    except DesignError:
+        return None
+
+
+def dropped_design(
+    design: Design, rendered: dict[str, Any], result: list[dict[str, Any]], trace: Trace | None = None
+) -> Design:
+    """The design after a drop: palette items in the stack become new layers, stack items gone are removed.
+
+    A new layer's arguments fit the tensor it receives where it was dropped (``trace``: the design's forward pass,
+    if the caller has one).
+    """
     ids: dict[str, str] = rendered["ids"]
     palette = set(rendered["containers"][0]["items"])
-    stack = next(c["items"] for c in result if c["header"] == STACK)
-    order = []
-    for label in stack:
-        if label in ids:
-            order.append(ids[label])
-        elif label in palette:
-            design = add_layer(design, label)
-            order.append(design.layers[-1].id)
-    return reorder_layers(design, order)
+    stack = [
+        label for label in next(c["items"] for c in result if c["header"] == STACK) if label in ids or label in palette
+    ]
+    design = reorder_layers(design, [ids[label] for label in stack if label in ids])
+    for position, label in enumerate(stack):
+        if label not in ids:
+            design = add_from_palette(design, label, position, trace)
+    return design
 
 
 def consume_drop() -> None:
@@ -109,7 +135,7 @@ def consume_drop() -> None:
         return
     ss.sortables_nonce = ss.get("sortables_nonce", 0) + 1
     design = state.current()
-    new = dropped_design(design, rendered, result)
+    new = dropped_design(design, rendered, result, shown_trace(design))
     added = [layer.id for layer in new.layers if layer.id not in {old.id for old in design.layers}]
     state.commit(new)
     if added:
@@ -131,9 +157,10 @@ def stack_ui(design: Design, offered: list[str]) -> None:
 
 
 def add_clicked(layer_type: str) -> None:
-    design = add_layer(state.current(), layer_type)
-    state.commit(design)
-    st.session_state[SELECTED] = design.layers[-1].id
+    design = state.current()
+    new = add_from_palette(design, layer_type, trace=shown_trace(design))
+    state.commit(new)
+    st.session_state[SELECTED] = new.layers[-1].id
 
 
 def add_ui(offered: list[str]) -> None:
@@ -151,56 +178,93 @@ def add_ui(offered: list[str]) -> None:
     )
 
 
-def edit_selected(edit: Any, *args: Any) -> None:
-    """Apply ``edit(design, selected_id, *args)``; the selection follows a duplicate to the copy."""
+def selected_layer(design: Design) -> str | None:
+    """The selected layer's id; when that layer is gone (removed, trashed, undone), the one now in its place."""
+    ids = [layer.id for layer in design.layers]
+    if not ids:
+        return None
     ss = st.session_state
+    if ss.get(SELECTED) not in ids:
+        ss[SELECTED] = ids[min(ss.get(SELECTED_AT, 0), len(ids) - 1)]
+    ss[SELECTED_AT] = ids.index(ss[SELECTED])
+    return ss[SELECTED]
+
+
+def select_clicked(layer_id: str) -> None:
+    st.session_state[SELECTED] = layer_id
+
+
+def move_clicked(layer_id: str, offset: int) -> None:
+    """Move the layer the button was drawn for ``offset`` places from where it is now."""
     design = state.current()
-    new = edit(design, ss[SELECTED], *args)
-    state.commit(new)
-    if edit is duplicate_layer:
-        ss[SELECTED] = new.layers[design.layer_index(ss[SELECTED]) + 1].id
+    if layer_id in {layer.id for layer in design.layers}:
+        state.commit(move_layer(design, layer_id, design.layer_index(layer_id) + offset))
+
+
+def duplicate_clicked(layer_id: str) -> None:
+    """Insert a copy after the layer and select the copy."""
+    design = state.current()
+    if layer_id in {layer.id for layer in design.layers}:
+        new = duplicate_layer(design, layer_id)
+        state.commit(new)
+        st.session_state[SELECTED] = new.layers[design.layer_index(layer_id) + 1].id
+
+
+def remove_clicked(layer_id: str) -> None:
+    """Remove the layer; the selection moves to the layer that takes its place (``selected_layer``)."""
+    state.commit(remove_layer(state.current(), layer_id))
+
+
+def layer_picker_ui(design: Design, selected: str) -> None:
+    """The stack as one button per layer, the selected one highlighted; clicking a layer selects it."""
+    height = PICKER_HEIGHT if len(design.layers) > PICKER_SCROLL_AFTER else "content"
+    box = st.container(horizontal=True, gap="small", height=height)
+    for index, spec in enumerate(design.layers):
+        box.button(
+            plain(stack_label(index, spec)),
+            key=f"select.{spec.id}",
+            type="primary" if spec.id == selected else "secondary",
+            on_click=select_clicked,
+            args=(spec.id,),
+        )
 
 
 def layer_actions_ui(design: Design) -> str | None:
     """Pick a layer; move it, duplicate it or remove it with buttons. Returns the selected layer's id."""
-    ids = [layer.id for layer in design.layers]
-    if not ids:
+    layer_id = selected_layer(design)
+    if layer_id is None:
         st.info("The stack is empty: drag a layer from the palette, or pick one above and click Add to stack.")
         return None
-    ss = st.session_state
-    if ss.get(SELECTED) not in ids:
-        ss[SELECTED] = ids[0]
-    labels = {spec.id: stack_label(i, spec) for i, spec in enumerate(design.layers)}
-    layer_id = st.selectbox("Selected layer", ids, key=SELECTED, format_func=labels.__getitem__)
-    index = ids.index(layer_id)
+    layer_picker_ui(design, layer_id)
+    index = design.layer_index(layer_id)
     up, down, copy, remove = st.columns(4)
     up.button(
         "Up",
         key="move_up",
         icon=":material/arrow_upward:",
         disabled=index == 0,
-        on_click=edit_selected,
-        args=(move_layer, index - 1),
+        on_click=move_clicked,
+        args=(layer_id, -1),
         width="stretch",
     )
     down.button(
         "Down",
         key="move_down",
         icon=":material/arrow_downward:",
-        disabled=index == len(ids) - 1,
-        on_click=edit_selected,
-        args=(move_layer, index + 1),
+        disabled=index == len(design.layers) - 1,
+        on_click=move_clicked,
+        args=(layer_id, 1),
         width="stretch",
     )
     copy.button(
         "Duplicate",
         key="duplicate",
         icon=":material/content_copy:",
-        on_click=edit_selected,
-        args=(duplicate_layer,),
+        on_click=duplicate_clicked,
+        args=(layer_id,),
         width="stretch",
     )
     remove.button(
-        "Remove", key="remove", icon=":material/delete:", on_click=edit_selected, args=(remove_layer,), width="stretch"
+        "Remove", key="remove", icon=":material/delete:", on_click=remove_clicked, args=(layer_id,), width="stretch"
     )
     return layer_id
