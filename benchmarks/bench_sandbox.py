@@ -22,16 +22,6 @@ from builder.sandbox import jail  # noqa: E402
 
 REPEAT = 15
 TARGET_MS = 100
-MY_LINEAR = (
-    "class MyLinear(nn.Module):\n"
-    "    def __init__(self, in_units, units):\n"
-    "        super().__init__()\n"
-    "        self.weight = nn.Parameter(torch.randn(in_units, units))\n"
-    "        self.bias = nn.Parameter(torch.randn(units,))\n"
-    "    def forward(self, X):\n"
-    "        linear = torch.matmul(X, self.weight.data) + self.bias.data\n"
-    "        return F.relu(linear)\n"
-)
 
 
 def _median_ms(action) -> float:
@@ -50,7 +40,8 @@ def measure(mode: str) -> dict[str, float]:
     sandbox.warm_up(wait=True)
     startup = time.perf_counter() - start
     design = load_example("my-linear")
-    check = _median_ms(lambda: sandbox.check_layer(MY_LINEAR, "MyLinear", {"in_units": 20, "units": 8}))
+    source = design.custom_layers[0].source  # the book's MyLinear
+    check = _median_ms(lambda: sandbox.check_layer(source, "MyLinear", {"in_units": 20, "units": 8}))
     trace = _median_ms(lambda: sandbox.trace_in_worker(design))
     sandbox.shutdown()
     return {"start-up (s)": startup, "warm check (ms)": check, "warm trace of my-linear (ms)": trace}

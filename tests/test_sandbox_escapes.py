@@ -27,6 +27,7 @@ from builder import sandbox
 from builder.design import CustomLayerSpec, Design, DesignError, InputSpec, LayerSpec, dump_design
 from builder.run import analyze
 from builder.sandbox import child, policy, pool, protocol, restrict, results, static
+from tests.hostile_layers import nested_shape_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "/tmp/builder-escape-marker"
@@ -337,24 +338,7 @@ def test_replies_of_another_job_are_dropped() -> None:
 # Replies checked as bounded data
 
 
-NESTED_PARAMETER = """
-class Nested(nn.Parameter):
-    @property
-    def shape(self):
-        deep = ()
-        for _ in range(25):
-            deep = (deep, deep)
-        return deep
-
-
-class Evil(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.w = Nested(torch.zeros(3))
-
-    def forward(self, X):
-        return X
-"""
+NESTED_PARAMETER = nested_shape_layer("Evil")
 
 
 @pytest.mark.parametrize("run", [True, False], ids=["run", "link-view"])

@@ -17,27 +17,11 @@ from test_builder_browser import open_app, shot, wait_idle
 
 from builder.design import design_from_dict
 from builder.share import encode_design
+from tests.hostile_layers import nested_shape_layer
 
 pytestmark = pytest.mark.browser
 
-NESTED = """
-class Nested(nn.Parameter):
-    @property
-    def shape(self):
-        deep = ()
-        for _ in range(25):
-            deep = (deep, deep)
-        return deep
-
-
-class Freeze(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.w = Nested(torch.zeros(3))
-
-    def forward(self, X):
-        return X
-"""
+NESTED = nested_shape_layer("Freeze")
 
 
 def freeze_link() -> str:
