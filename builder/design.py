@@ -3,6 +3,12 @@
 A design is immutable data. Editing functions return a new design, so the app's undo history is a list of
 designs and inference can be cached by the design's JSON.
 
+A stack entry is a layer or, from format 2 on, a block holding stacks of its own, nested to any depth: a
+``Sequential`` (its ``layers``), a ``Residual`` (``merge(shortcut(x), body(x))``) or a ``Parallel``
+(``merge(b1(x), b2(x), ...)``). ``walk`` visits every entry of the tree with its place in the file
+(``layers[4].body[2]``, as messages name it) and in the trace (``layer-5/body/2``). A file is written in the
+lowest format that holds it, so a design without blocks stays a version 1 file.
+
 Every string and number of a design reaches a generated file (the exported code, the DOT graph) or torch, so
 ``validate_design`` bounds them all: sizes, counts and lengths below, finite numbers, identifiers where code
 names things, and a safe pattern for layer ids. ``load_design`` and ``design_from_dict`` raise only
@@ -14,6 +20,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import contextvars
 import difflib
 import functools
 import json
@@ -22,18 +29,36 @@ import math
 import re
 import reprlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictInt,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from builder.catalog import ParamKind, ParamSpec, catalog
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest format this builder reads and writes
+FORMAT_VERSIONS: tuple[int, ...] = (1, 2)  # 2 adds blocks
+BLOCKS_VERSION = 2
 
 # Limits: generous for any real design, small enough that a hostile file or link is refused at once.
 MAX_DESIGN_CHARS = 2_000_000  # a design file, or the JSON a link inflates to
-MAX_LAYERS = 1_000
+MAX_LAYERS = 1_000  # entries in the file: layers and blocks, at any depth
+MAX_RUN_LAYERS = 10_000  # layers the forward pass runs, each copy of a repeated block counted
+MAX_BLOCK_DEPTH = 16  # blocks inside blocks
+MAX_REPEAT = 1_000
+MAX_BRANCHES = 64  # branches of one Parallel
+MAX_DIM = 16  # |dim| of a concat; tensors have at most this many dimensions here
 MAX_CUSTOM_LAYERS = 32
 MAX_SOURCE_CHARS = 50_000  # one custom layer's code
 MAX_NAME_CHARS = 100  # the design's name, a layer type, a custom layer's name
@@ -55,6 +80,8 @@ MODULE_NAMES: dict[str, str] = {"torch": "torch", "nn": "torch.nn", "F": "torch.
 EXPORT_NAMES: frozenset[str] = frozenset(
     {*MODULE_NAMES, "build_model", "Stackable", "INPUT_SHAPE", "INPUT_DTYPE", "dummy_input", "main"}
 )
+# What it binds besides, for designs with blocks (the sequential style's helpers); format 2 reserves these names.
+BLOCK_EXPORT_NAMES: frozenset[str] = frozenset({"Residual", "Parallel"})
 # Names no custom layer, and nothing a custom source defines, may take: the exported file or Python needs them.
 RESERVED_NAMES: frozenset[str] = EXPORT_NAMES | frozenset({*keyword.kwlist, *keyword.softkwlist, *dir(builtins)})
 # Characters that end a line, drive a terminal or reorder text on screen: refused in names and labels ...
@@ -125,6 +152,241 @@ class LayerSpec(BaseModel):
     label: str = ""
 
 
+class BlockType(StrEnum):
+    """The blocks a stack entry may be (format 2)."""
+
+    SEQUENTIAL = "Sequential"
+    RESIDUAL = "Residual"
+    PARALLEL = "Parallel"
+
+
+class Merge(StrEnum):
+    """How a Residual or a Parallel combines its stacks' outputs (add and mul follow torch broadcasting)."""
+
+    ADD = "add"
+    MUL = "mul"
+    CONCAT = "concat"
+
+
+DEFAULT_DIM = 1  # a concat's dimension unless the block says otherwise (the channels of (N, C, ...))
+BLOCK_TYPES: frozenset[str] = frozenset(BlockType)
+
+
+class Stack(NamedTuple):
+    """One stack of a block: its field (``body``), its branch number in a Parallel, and its entries."""
+
+    field: str
+    branch: int | None
+    entries: tuple[Entry, ...]
+
+    @property
+    def key(self) -> str:
+        """The stack in a trace path: ``body``, ``branches/1``."""
+        return self.field if self.branch is None else f"{self.field}/{self.branch}"
+
+    @property
+    def title(self) -> str:
+        """The stack as the table and the graph name it: ``body``, ``branch 2`` (counted from 1)."""
+        return self.field if self.branch is None else f"branch {self.branch + 1}"
+
+    def where(self, position: int) -> str:
+        """An entry's place in the file, after its block's: ``.body[2]``, ``.branches[1][2]``."""
+        return f".{self.field}[{position}]" if self.branch is None else f".{self.field}[{self.branch}][{position}]"
+
+
+class BlockSpec(BaseModel):
+    """What every block has: an id and a label as layers do, and ``repeat`` copies in a row."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = ""
+    label: str = ""
+    repeat: StrictInt = 1  # each copy has its own parameters
+
+    @field_validator("merge", mode="after", check_fields=False)
+    @classmethod
+    def _known_merge(cls, merge: str) -> str:
+        """A known merge becomes a Merge; another stays text, for validate_design to refuse with a suggestion."""
+        return Merge(merge) if merge in set(Merge) else merge
+
+    def stacks(self) -> tuple[Stack, ...]:
+        """The block's stacks, in the order they are traced and drawn."""
+        raise NotImplementedError
+
+    def with_stacks(self, entries: list[tuple[Entry, ...]]) -> BlockSpec:
+        """The block with these entries in its stacks (in the order of ``stacks()``)."""
+        raise NotImplementedError
+
+
+class SequentialBlock(BlockSpec):
+    """``layers`` in order (an empty Sequential is the identity)."""
+
+    type: Literal["Sequential"] = "Sequential"
+    layers: tuple[Entry, ...] = ()
+
+    def stacks(self) -> tuple[Stack, ...]:
+        return (Stack("layers", None, self.layers),)
+
+    def with_stacks(self, entries: list[tuple[Entry, ...]]) -> SequentialBlock:
+        return self.model_copy(update={"layers": tuple(entries[0])})
+
+
+class ResidualBlock(BlockSpec):
+    """``merge(shortcut(x), body(x))``: an empty shortcut is the identity; concat puts the shortcut first."""
+
+    type: Literal["Residual"] = "Residual"
+    merge: str = Merge.ADD  # checked by validate_design, which names the block and suggests a merge
+    dim: StrictInt | None = None  # concat only; DEFAULT_DIM when None
+    body: tuple[Entry, ...] = ()
+    shortcut: tuple[Entry, ...] = ()
+
+    def stacks(self) -> tuple[Stack, ...]:
+        return (Stack("body", None, self.body), Stack("shortcut", None, self.shortcut))
+
+    def with_stacks(self, entries: list[tuple[Entry, ...]]) -> ResidualBlock:
+        return self.model_copy(update={"body": tuple(entries[0]), "shortcut": tuple(entries[1])})
+
+
+class ParallelBlock(BlockSpec):
+    """``merge(b1(x), b2(x), ...)`` in branch order; every branch gets x, an empty branch is the identity."""
+
+    type: Literal["Parallel"] = "Parallel"
+    merge: str = Merge.CONCAT
+    dim: StrictInt | None = None
+    branches: tuple[tuple[Entry, ...], ...] = ()
+
+    def stacks(self) -> tuple[Stack, ...]:
+        return tuple(Stack("branches", number, branch) for number, branch in enumerate(self.branches))
+
+    def with_stacks(self, entries: list[tuple[Entry, ...]]) -> ParallelBlock:
+        return self.model_copy(update={"branches": tuple(tuple(branch) for branch in entries)})
+
+
+# Set while a version 1 file is read: there every entry is a layer (a custom layer may be called Residual).
+_READING_V1: contextvars.ContextVar[bool] = contextvars.ContextVar("reading_v1", default=False)
+
+
+def _entry_kind(value: Any) -> str:
+    """Which model reads an entry: a block type's name for a block, else "layer"."""
+    if isinstance(value, BlockSpec):
+        return value.type
+    kind = value.get("type") if isinstance(value, dict) else None
+    if isinstance(kind, str) and kind in BLOCK_TYPES and not _READING_V1.get():
+        return kind
+    return "layer"
+
+
+Entry = Annotated[
+    Union[  # noqa: UP007 (pydantic needs Union here: each member carries its own Tag)
+        Annotated[LayerSpec, Tag("layer")],
+        Annotated[SequentialBlock, Tag(BlockType.SEQUENTIAL)],
+        Annotated[ResidualBlock, Tag(BlockType.RESIDUAL)],
+        Annotated[ParallelBlock, Tag(BlockType.PARALLEL)],
+    ],
+    Discriminator(_entry_kind),
+]
+ENTRY_TAGS: frozenset[str] = frozenset({"layer", *BLOCK_TYPES})  # pydantic names these in error locations
+for _model in (SequentialBlock, ResidualBlock, ParallelBlock):
+    _model.model_rebuild()
+
+
+def is_block(entry: object) -> bool:
+    """Whether a stack entry is a block (else it is a layer)."""
+    return isinstance(entry, BlockSpec)
+
+
+def block_merge(block: BlockSpec) -> Merge | None:
+    """A Residual's or Parallel's merge (validated), None for a Sequential."""
+    merge = getattr(block, "merge", None)
+    return None if merge is None else Merge(merge)
+
+
+def block_dim(block: BlockSpec) -> int:
+    """The dimension a concat joins along."""
+    dim = getattr(block, "dim", None)
+    return DEFAULT_DIM if dim is None else dim
+
+
+@dataclass(frozen=True)
+class Located:
+    """An entry of the tree and its place: in the file (``where``), in the trace (``path``), at the top level."""
+
+    entry: Entry
+    where: str  # "layers[4].body[2]"
+    path: str  # "layer-5/body/2": the top-level entry's id, then each stack's key and the position in it
+    index: int  # position of the top-level entry it belongs to
+    depth: int  # 0 for top-level entries
+    parent: str = ""  # the enclosing block's path ("" at the top level)
+    stack: str = ""  # the key of the stack it stands in ("body", "branches/1")
+
+    @property
+    def label(self) -> str:
+        """``layers[4].body[2] (Conv2d)``: how messages name the entry."""
+        return f"{self.where} ({_plain(self.entry.type)})"
+
+
+def walk(entries: tuple[Entry, ...]) -> Iterator[Located]:
+    """Every entry of a stack and of the blocks in it, depth first in stack order (iterative: no recursion)."""
+    todo = [Located(entry, f"layers[{i}]", str(entry.id), i, 0) for i, entry in enumerate(entries)][::-1]
+    while todo:
+        located = todo.pop()
+        yield located
+        if is_block(located.entry):
+            todo += reversed(list(_children(located)))
+
+
+def _children(located: Located) -> Iterator[Located]:
+    for stack in located.entry.stacks():
+        for position, entry in enumerate(stack.entries):
+            yield Located(
+                entry,
+                located.where + stack.where(position),
+                f"{located.path}/{stack.key}/{position}",
+                located.index,
+                located.depth + 1,
+                located.path,
+                stack.key,
+            )
+
+
+def has_blocks(design: Design) -> bool:
+    """Whether any entry of the design is a block (then it needs format 2)."""
+    return any(is_block(entry) for entry in design.layers)
+
+
+def format_version(design: Design) -> int:
+    """The format a file of this design is written in: the lowest that holds it, at least the one it was read in."""
+    return max(design.version, BLOCKS_VERSION if has_blocks(design) else 1)
+
+
+def find_entry(design: Design, entry_id: str) -> Located | None:
+    """The entry with this id, anywhere in the tree."""
+    return next((located for located in walk(design.layers) if located.entry.id == entry_id), None)
+
+
+def design_path(path: str) -> str:
+    """A trace path without its copy numbers: ``layer-5#2/body/0`` -> ``layer-5/body/0``."""
+    return re.sub(r"#\d+", "", path)
+
+
+def entry_at(design: Design, path: str) -> Located | None:
+    """The entry a trace path names (copy numbers ignored), or None."""
+    wanted = design_path(path)
+    return next((located for located in walk(design.layers) if located.path == wanted), None)
+
+
+def run_count(entries: tuple[Entry, ...]) -> int:
+    """Layers the forward pass runs through these entries, each copy of a repeated block counted."""
+    total = 0
+    for entry in entries:
+        if is_block(entry):
+            inner = sum(run_count(stack.entries) for stack in entry.stacks())
+            total += max(1, entry.repeat) * inner
+        else:
+            total += 1
+    return total
+
+
 class CustomLayerSpec(BaseModel):
     """A user-written nn.Module subclass, carried as source."""
 
@@ -140,30 +402,31 @@ class Design(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: Literal[1] = FORMAT_VERSION
+    version: Literal[1, 2] = 1  # the format it was read in; files are written in format_version(design)
     name: str = "untitled"
     input: InputSpec
-    layers: tuple[LayerSpec, ...] = ()
+    layers: tuple[Entry, ...] = ()
     custom_layers: tuple[CustomLayerSpec, ...] = ()
 
     @model_validator(mode="after")
     def _assign_ids(self) -> Design:
-        """Give every layer a stable id ("layer-N"), keeping the ids a file already carries."""
-        taken = {layer.id for layer in self.layers if layer.id}
-        if len(taken) != len([layer for layer in self.layers if layer.id]):
-            raise ValueError("layer ids must be unique")
-        counter = 0
-        layers = []
-        for layer in self.layers:
-            if not layer.id:
-                counter += 1
-                while f"layer-{counter}" in taken:
-                    counter += 1
-                layer = layer.model_copy(update={"id": f"layer-{counter}"})
-                taken.add(layer.id)
-            layers.append(layer)
-        object.__setattr__(self, "layers", tuple(layers))
+        """Give every entry a stable id ("layer-N", depth first), keeping the ids a file already carries."""
+        taken: dict[str, str] = {}
+        for located in walk(self.layers):
+            entry_id = located.entry.id
+            if entry_id and entry_id in taken:
+                raise ValueError(
+                    f"{located.label}: id {_quoted(entry_id)} is also the id of {taken[entry_id]}; ids must be unique"
+                )
+            if entry_id:
+                taken[entry_id] = located.where
+        object.__setattr__(self, "layers", _with_ids(self.layers, set(taken), [0]))
+        object.__setattr__(self, "version", format_version(self))
         return self
+
+    def entries(self) -> Iterator[Located]:
+        """Every entry of the tree, depth first (``walk``)."""
+        return walk(self.layers)
 
     def custom_names(self) -> list[str]:
         """Names of the custom layers, in order."""
@@ -175,6 +438,22 @@ class Design(BaseModel):
             if layer.id == layer_id:
                 return index
         raise KeyError(layer_id)
+
+
+def _with_ids(entries: tuple[Entry, ...], taken: set[str], counter: list[int]) -> tuple[Entry, ...]:
+    """The entries with an id each: missing ones become the next free "layer-N", depth first."""
+    done = []
+    for entry in entries:
+        if not entry.id:
+            counter[0] += 1
+            while f"layer-{counter[0]}" in taken:
+                counter[0] += 1
+            entry = entry.model_copy(update={"id": f"layer-{counter[0]}"})
+            taken.add(entry.id)
+        if is_block(entry):
+            entry = entry.with_stacks([_with_ids(stack.entries, taken, counter) for stack in entry.stacks()])
+        done.append(entry)
+    return tuple(done)
 
 
 # ------------------------------------------------------------------------------------------- showing user values
@@ -218,10 +497,6 @@ def _suggest(word: str, options: list[str]) -> str:
         lowered = {o.lower(): o for o in options}
         close = [lowered[word.lower()]] if word.lower() in lowered else []
     return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _where(index: int, layer: LayerSpec) -> str:
-    return f"layers[{index}] ({_plain(layer.type)})"
 
 
 # ------------------------------------------------------------------------------------------------ values
@@ -515,38 +790,101 @@ def _check_custom_layer(index: int, spec: CustomLayerSpec) -> None:
 # ------------------------------------------------------------------------------------------------ layers
 
 
-def _check_layer_strings(index: int, layer: LayerSpec) -> None:
-    """The id (it names the layer in the app and the table) and the label (shown in the graph)."""
-    if not isinstance(layer.id, str) or not ID_PATTERN.fullmatch(layer.id):
-        raise DesignError(f"{_where(index, layer)}: id {_quoted(layer.id)} must be {ID_RULE}")
-    problem = _text_problem(layer.label, MAX_LABEL_CHARS)
+def _check_entry_strings(where: str, entry: LayerSpec | BlockSpec) -> None:
+    """The id (it names the entry in the app and the table) and the label (shown in the graph)."""
+    if not isinstance(entry.id, str) or not ID_PATTERN.fullmatch(entry.id):
+        raise DesignError(f"{where}: id {_quoted(entry.id)} must be {ID_RULE}")
+    problem = _text_problem(entry.label, MAX_LABEL_CHARS)
     if problem:
-        raise DesignError(f"{_where(index, layer)}: label {problem}")
+        raise DesignError(f"{where}: label {problem}")
 
 
-def validate_layer(index: int, layer: LayerSpec, custom: Mapping[str, CustomLayerSpec]) -> None:
-    """Refuse an unknown type, an unknown parameter or a value torch would refuse, naming the layer."""
-    _check_layer_strings(index, layer)
+def validate_layer(
+    index: int, layer: LayerSpec, custom: Mapping[str, CustomLayerSpec], where: str | None = None
+) -> None:
+    """Refuse an unknown type, an unknown parameter or a value torch would refuse, naming the layer.
+
+    ``where`` is the layer's place in a block (``layers[4].body[2] (Conv2d)``); a top-level layer by default.
+    """
+    where = where or f"layers[{index}] ({_plain(layer.type)})"
+    _check_entry_strings(where, layer)
     if layer.type in custom:
-        _check_custom_params(_where(index, layer), layer.params, custom[layer.type])
+        _check_custom_params(where, layer.params, custom[layer.type])
         return
     entry = catalog().get(layer.type)
     if entry is None:
         hint = _suggest(layer.type, [*catalog(), *custom])
-        raise DesignError(f"{_where(index, layer)}: unknown layer type {_quoted(layer.type)}{hint}")
+        raise DesignError(f"{where}: unknown layer type {_quoted(layer.type)}{hint}")
     names = [p.name for p in entry.params]
     for name, value in layer.params.items():
         spec = entry.param(name) if isinstance(name, str) else None
         if spec is None:
             hint = isinstance(name, str) and _suggest(name, names)
             hint = hint or f"; {layer.type} takes: {', '.join(names) or 'no parameters'}"
-            raise DesignError(f"{_where(index, layer)}: unknown parameter {_quoted(name)}{hint}")
+            raise DesignError(f"{where}: unknown parameter {_quoted(name)}{hint}")
         problem = check_value(spec, value)
         if problem:
-            raise DesignError(f"{_where(index, layer)}: parameter '{name}' {problem}")
+            raise DesignError(f"{where}: parameter '{name}' {problem}")
     missing = [p.name for p in entry.params if p.required and p.name not in layer.params]
     if missing:
-        raise DesignError(f"{_where(index, layer)}: missing required parameter(s) {', '.join(missing)}")
+        raise DesignError(f"{where}: missing required parameter(s) {', '.join(missing)}")
+
+
+# ------------------------------------------------------------------------------------------------ blocks
+
+
+def _merge_problem(block: BlockSpec) -> str | None:
+    """Why a Residual's or Parallel's merge and dim do not go together, or None."""
+    merge = getattr(block, "merge", None)
+    if merge is None:
+        return None
+    if merge not in set(Merge):
+        hint = _suggest(merge, list(Merge)) if isinstance(merge, str) else ""
+        return f"unknown merge {_quoted(merge)}{hint or '; use ' + ', '.join(Merge)}"
+    if block.dim is not None and merge != Merge.CONCAT:
+        return f"dim applies only to merge 'concat', not '{merge}'; remove dim or merge by concat"
+    if block.dim is not None and not -MAX_DIM <= block.dim < MAX_DIM:
+        return f"dim must be from {-MAX_DIM} to {MAX_DIM - 1}, got {_show(block.dim)}"
+    return None
+
+
+def _block_problem(block: BlockSpec) -> str | None:
+    """Why a block cannot stand as written (its stacks are checked entry by entry), or None."""
+    if not MAX_REPEAT >= block.repeat >= 1:
+        return f"repeat must be a whole number from 1 to {MAX_REPEAT:,}, got {_show(block.repeat)}"
+    if isinstance(block, ResidualBlock) and not block.body:
+        return "a Residual needs a body: add at least one layer to it (an empty shortcut is the identity)"
+    if isinstance(block, ParallelBlock) and not block.branches:
+        return "a Parallel needs at least one branch (an empty branch is the identity)"
+    if isinstance(block, ParallelBlock) and len(block.branches) > MAX_BRANCHES:
+        return f"{len(block.branches):,} branches; a Parallel holds at most {MAX_BRANCHES}"
+    return _merge_problem(block)
+
+
+def validate_block(located: Located) -> None:
+    """Refuse a block with a bad repeat, merge or dim, or a missing body or branch, naming its place."""
+    _check_entry_strings(located.label, located.entry)
+    problem = _block_problem(located.entry)
+    if problem:
+        raise DesignError(f"{located.label}: {problem}")
+    if located.depth >= MAX_BLOCK_DEPTH:
+        raise DesignError(f"{located.label}: blocks nest at most {MAX_BLOCK_DEPTH} deep; flatten an inner block")
+
+
+def _check_block_names(design: Design) -> None:
+    """Format 2 names blocks Sequential, Residual and Parallel: custom layers and their code cannot take these."""
+    for index, spec in enumerate(design.custom_layers):
+        if spec.name in BLOCK_TYPES:
+            raise DesignError(
+                f"custom_layers[{index}] ({spec.name}): '{spec.name}' is a block in design format 2 (the design "
+                f"has blocks); rename the custom layer"
+            )
+        taken = sorted(set(source_bindings(spec.source)) & BLOCK_EXPORT_NAMES)
+        if taken:
+            raise DesignError(
+                f"custom_layers[{index}] ({spec.name}): its code defines '{taken[0]}', a name the exported file of "
+                f"a design with blocks needs; rename it"
+            )
 
 
 COUNTED: dict[str, str] = {"layers": "layers", "custom_layers": "custom layers"}
@@ -554,6 +892,13 @@ COUNTED: dict[str, str] = {"layers": "layers", "custom_layers": "custom layers"}
 
 def _too_many(field: str, count: int, limit: int) -> str:
     return f"{field}: the design has {count:,} {COUNTED[field]}; a design holds at most {limit:,}"
+
+
+def _too_many_runs(count: int) -> str:
+    return (
+        f"layers: the forward pass would run {count:,} layers (each copy of a repeated block counted); a design "
+        f"runs at most {MAX_RUN_LAYERS:,}: lower a block's repeat"
+    )
 
 
 def _check_sizes_of(design: Design) -> None:
@@ -564,17 +909,18 @@ def _check_sizes_of(design: Design) -> None:
     problem = shape_problem(design.input.shape)
     if problem:
         raise DesignError(f"input.shape: {problem}")
-    if len(design.layers) > MAX_LAYERS:
-        raise DesignError(_too_many("layers", len(design.layers), MAX_LAYERS))
+    count = sum(1 for _ in walk(design.layers))
+    if count > MAX_LAYERS:
+        raise DesignError(_too_many("layers", count, MAX_LAYERS))
     if len(design.custom_layers) > MAX_CUSTOM_LAYERS:
         raise DesignError(_too_many("custom_layers", len(design.custom_layers), MAX_CUSTOM_LAYERS))
 
 
 def validate_design(design: Design) -> Design:
-    """Check every field, layer and custom layer against the limits, the catalog and each other; return the design.
+    """Check every field, entry and custom layer against the limits, the catalog and each other; return the design.
 
     Raises:
-        DesignError: naming the field (``layers[2] (Conv2d): parameter 'stride' ...``) and what to change.
+        DesignError: naming the field (``layers[4].body[2] (Conv2d): parameter 'stride' ...``) and what to change.
     """
     _check_sizes_of(design)
     custom = design.custom_names()
@@ -583,9 +929,17 @@ def validate_design(design: Design) -> Design:
     for index, spec in enumerate(design.custom_layers):
         _check_custom_layer(index, spec)
     _check_bindings(design.custom_layers)
+    if has_blocks(design):
+        _check_block_names(design)
     by_name = {spec.name: spec for spec in design.custom_layers}
-    for index, layer in enumerate(design.layers):
-        validate_layer(index, layer, by_name)
+    for located in walk(design.layers):
+        if is_block(located.entry):
+            validate_block(located)
+        else:
+            validate_layer(located.index, located.entry, by_name, located.label)
+    runs = run_count(design.layers)
+    if runs > MAX_RUN_LAYERS:
+        raise DesignError(_too_many_runs(runs))
     return design
 
 
@@ -594,49 +948,124 @@ def validate_design(design: Design) -> Design:
 
 def _location(loc: list[Any]) -> str:
     parts = []
-    for part in loc:
+    for position, part in enumerate(loc):
         if isinstance(part, int):
             parts.append(f"[{part}]")
+        elif part in ENTRY_TAGS and position and isinstance(loc[position - 1], int):
+            continue  # pydantic's name for the kind of entry, not a field of the file
         else:
             parts.append(f".{part}" if isinstance(part, str) and IDENTIFIER.fullmatch(part) else f"[{_show(part)}]")
     return "".join(parts).lstrip(".")
+
+
+def _entry_type(data: Any, loc: list[Any]) -> str | None:
+    """The type of the innermost entry the location passes through, as the file spells it."""
+    found, node = None, data
+    with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
+        for position, part in enumerate(loc):
+            if part in ENTRY_TAGS and position and isinstance(loc[position - 1], int):
+                continue
+            node = node[part]
+            tagged = position + 1 < len(loc) and loc[position + 1] in ENTRY_TAGS
+            if isinstance(part, int) and isinstance(node, dict) and tagged:
+                found = node.get("type", "?")
+    return found
 
 
 def _pydantic_message(error: ValidationError, data: Any) -> str:
     first = error.errors()[0]
     loc = list(first["loc"])
     path = _location(loc)
-    if len(loc) >= 2 and loc[0] == "layers" and isinstance(loc[1], int):
-        with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
-            path += f" (layer type {_plain(data['layers'][loc[1]].get('type', '?'))})"
     message = first["msg"].removeprefix("Value error, ")
+    if not loc and message.startswith("layers["):
+        return message  # a check across the tree (unique ids) names its entry itself
+    entry_type = _entry_type(data, loc)
+    if entry_type is not None:
+        path += f" (layer type {_plain(entry_type)})"
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     return f"{path or 'design'}: {message}"
 
 
+def _raw_children(entry: dict[str, Any]) -> Iterator[Any]:
+    """The stacks of a block as the file holds them (not yet validated): lists of entries."""
+    for field in ("layers", "body", "shortcut"):
+        if isinstance(entry.get(field), list):
+            yield entry[field]
+    branches = entry.get("branches")
+    if isinstance(branches, list):
+        yield from (branch for branch in branches if isinstance(branch, list))
+
+
 def _check_counts(data: dict[str, Any]) -> None:
-    """Refuse a huge stack before pydantic reads it item by item."""
-    for field, limit in (("layers", MAX_LAYERS), ("custom_layers", MAX_CUSTOM_LAYERS)):
-        items = data.get(field)
-        if isinstance(items, list | tuple) and len(items) > limit:
-            raise DesignError(_too_many(field, len(items), limit))
+    """Refuse a huge or deeply nested tree before pydantic reads it entry by entry (iteratively: no recursion)."""
+    items = data.get("custom_layers")
+    if isinstance(items, list | tuple) and len(items) > MAX_CUSTOM_LAYERS:
+        raise DesignError(_too_many("custom_layers", len(items), MAX_CUSTOM_LAYERS))
+    top = data.get("layers")
+    count, todo = 0, [(top, 0)] if isinstance(top, list | tuple) else []
+    while todo:
+        entries, depth = todo.pop()
+        count += len(entries)
+        if count > MAX_LAYERS:
+            raise DesignError(_too_many("layers", count + sum(len(e) for e, _ in todo), MAX_LAYERS))
+        if depth > MAX_BLOCK_DEPTH:
+            raise DesignError(f"layers: blocks nest more than {MAX_BLOCK_DEPTH} deep; flatten an inner block")
+        for entry in entries:
+            if isinstance(entry, dict):
+                todo += [(stack, depth + 1) for stack in _raw_children(entry)]
+
+
+def _raw_custom_names(data: dict[str, Any]) -> set[str]:
+    """The custom layers' names as the file holds them (not yet validated)."""
+    customs = data.get("custom_layers")
+    if not isinstance(customs, list):
+        return set()
+    return {c["name"] for c in customs if isinstance(c, dict) and isinstance(c.get("name"), str)}
+
+
+def _read_version(data: dict[str, Any]) -> int:
+    """The file's format; without a "version", format 2 unless a custom layer takes a block's name (format 1)."""
+    if "version" not in data:
+        return 1 if _raw_custom_names(data) & BLOCK_TYPES else FORMAT_VERSION
+    version = data["version"]
+    if isinstance(version, bool) or not _is_int(version) or version not in FORMAT_VERSIONS:
+        formats = " and ".join(map(str, FORMAT_VERSIONS))
+        raise DesignError(f"version: this builder reads design formats {formats}, the file has {_show(version)}")
+    return version
+
+
+def _check_v1_entries(data: dict[str, Any]) -> None:
+    """A version 1 file holds layers only: a block there is named, with the fix."""
+    names = _raw_custom_names(data)
+    layers = data.get("layers")
+    for index, entry in enumerate(layers if isinstance(layers, list) else []):
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if isinstance(kind, str) and kind in BLOCK_TYPES and kind not in names:
+            raise DesignError(
+                f'layers[{index}] ({kind}): blocks need design format 2; set "version": 2 at the top of the file'
+            )
 
 
 def design_from_dict(data: Any) -> Design:
     """Validate a parsed JSON object into a design, or raise DesignError naming the field and the layer."""
     if not isinstance(data, dict):
         raise DesignError("a design file must hold a JSON object with 'input' and 'layers'")
-    version = data.get("version", FORMAT_VERSION)
-    if isinstance(version, bool) or version != FORMAT_VERSION:
-        raise DesignError(f"version: this builder reads design format {FORMAT_VERSION}, the file has {_show(version)}")
+    version = _read_version(data)
     _check_counts(data)
+    if version == 1:
+        _check_v1_entries(data)
+    token = _READING_V1.set(version == 1)
     try:
         design = Design.model_validate(data)
     except ValidationError as error:
         raise DesignError(_pydantic_message(error, data)) from None
     except RecursionError:
         raise DesignError("design: the data is nested too deeply; a design nests only a few levels") from None
+    finally:
+        _READING_V1.reset(token)
+    if version == 2 and not has_blocks(design):
+        _check_block_names(design)  # its custom layers could not be used: their entries would read as blocks
     return validate_design(design)
 
 
@@ -660,12 +1089,42 @@ def load_design(text: str) -> Design:
     return design_from_dict(data)
 
 
+def _layer_json(layer: LayerSpec) -> dict[str, Any]:
+    data = layer.model_dump(mode="json")
+    if not data["label"]:
+        del data["label"]
+    return data
+
+
+def _block_json(block: BlockSpec) -> dict[str, Any]:
+    """A block as the file holds it: type, id, label, merge, dim, repeat, then its stacks; defaults left out."""
+    data: dict[str, Any] = {"type": str(block.type), "id": block.id}
+    if block.label:
+        data["label"] = block.label
+    if getattr(block, "merge", None) is not None:
+        data["merge"] = str(block.merge)
+    if getattr(block, "dim", None) is not None:
+        data["dim"] = block.dim
+    if block.repeat != 1:
+        data["repeat"] = block.repeat
+    if isinstance(block, ParallelBlock):
+        data["branches"] = [[_entry_json(entry) for entry in branch] for branch in block.branches]
+        return data
+    for stack in block.stacks():
+        if stack.entries or stack.field != "shortcut":  # an identity shortcut is left out
+            data[stack.field] = [_entry_json(entry) for entry in stack.entries]
+    return data
+
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    return _block_json(entry) if is_block(entry) else _layer_json(entry)
+
+
 def dump_design(design: Design) -> str:
-    """The design as pretty, stable JSON (the file format)."""
-    data = design.model_dump(mode="json")
-    for layer in data["layers"]:
-        if not layer["label"]:
-            del layer["label"]
+    """The design as pretty, stable JSON (the file format), in the lowest format version that holds it."""
+    data = design.model_dump(mode="json", exclude={"layers"})
+    data |= {"version": format_version(design), "layers": [_entry_json(entry) for entry in design.layers]}
+    data = {key: data[key] for key in ("version", "name", "input", "layers", "custom_layers")}
     for custom in data["custom_layers"]:
         if not custom["params"]:
             del custom["params"]
