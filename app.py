@@ -17,7 +17,7 @@ from builder.edit import apply_fix
 from builder.graph import render_graph
 from builder.inference import Trace
 from builder.summary import format_shape, summary_rows
-from ui import frame, inspector, review, stack, state
+from ui import frame, inspector, review, stack, state, values
 from ui.text import plain
 
 STEP_SECONDS = 0.15  # the forward pass fills the graph one layer at a time, at this pace...
@@ -201,6 +201,7 @@ def main() -> None:
             status_ui(design, trace)
             error_ui(trace)
     results_ui(design, trace)
+    values.values_ui(design, trace, selected)
     frame.finish()
 
 

@@ -163,7 +163,7 @@ def head_text(layer_type: str, params: Mapping[str, Any], inferred: Mapping[str,
     if not inferred:
         return head
     parts = [
-        f"{value:,} {INFERRED_WORDS[name]}"
+        f"{value:,} {INFERRED_WORDS[name].removesuffix('s') if value == 1 else INFERRED_WORDS[name]}"
         if name in INFERRED_WORDS and isinstance(value, int)
         else f"{name} = {value}"
         for name, value in inferred.items()

@@ -28,7 +28,7 @@ from torch import nn
 from builder.adapters import call_layer
 from builder.catalog import call_style
 from builder.design import Design, DesignError, DType, InputSpec
-from builder.inference import TORCH_DTYPES, Trace, build_layer, infer_shapes, token_range
+from builder.inference import TORCH_DTYPES, Trace, build_layer, infer_shapes, inferred_sizes, token_range
 
 Shape = tuple[int, ...]
 
@@ -240,6 +240,7 @@ class LayerValues:
     output: TensorSummary
     params: tuple[ParamValues, ...] = ()
     more_params: int = 0  # parameter tensors left out beyond MAX_TENSORS
+    inferred: tuple[tuple[str, int], ...] = ()  # sizes a lazy layer inferred: (("in_features", 20),)
 
 
 @dataclass(frozen=True)
@@ -362,19 +363,28 @@ def _run_layers(
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
             return layers, f"layer {index + 1} ({spec.type}) failed on real values: {reason}"
         params, more = _param_values(module)
-        layers.append(LayerValues(index, spec.id, spec.type, summarize(out), params, more))
+        inferred = tuple((k, v) for k, v in inferred_sizes(spec, module).items() if type(v) is int)
+        layers.append(LayerValues(index, spec.id, spec.type, summarize(out), params, more, inferred))
         x = out
     return layers, ""
+
+
+def unavailable(design: Design) -> str:
+    """Why real values cannot run for this design here, or "" when they can."""
+    if design.custom_layers:
+        return f"{CUSTOM_ONLY_IN_SANDBOX} ({', '.join(design.custom_names())})"
+    return ""
 
 
 def run_values(design: Design, value_input: ValueInput) -> ValueRun:
     """Real values for a design of built-in layers, in this process (the app's and the CLI's entry point).
 
-    Designs with custom layers are refused here: their code runs only in the sandbox (see ``real_values``).
+    Designs with custom layers are refused here (``unavailable``): their code runs only in the sandbox, which is
+    to call ``real_values`` in its job process.
     """
-    if design.custom_layers:
-        names = ", ".join(design.custom_names())
-        return ValueRun(None, problem=f"{CUSTOM_ONLY_IN_SANDBOX} ({names})", seed=value_input.seed)
+    reason = unavailable(design)
+    if reason:
+        return ValueRun(None, problem=reason, seed=value_input.seed)
     try:
         x = make_input(value_input, token_range(design))
     except ValueError as error:
@@ -459,7 +469,16 @@ def _layer(data: Any) -> LayerValues:
         output=_summary(_field(data, "output", dict)),
         params=tuple(ParamValues(_field(p, "name", str), _summary(_field(p, "values", dict))) for p in params),
         more_params=_count(data, "more_params"),
+        inferred=tuple(_pair(item) for item in _numbers(data, "inferred", list, MAX_DIMS)),
     )
+
+
+def _pair(item: list[Any]) -> tuple[str, int]:
+    if len(item) != 2 or type(item[0]) is not str or type(item[1]) is not int or len(item[0]) > MAX_TEXT:
+        raise ValueError("value run: field 'inferred' holds (name, size) pairs")
+    if not 0 <= item[1] <= MAX_COUNT:
+        raise ValueError("value run: field 'inferred' is out of range")
+    return item[0], item[1]
 
 
 def _value_run(data: Any) -> ValueRun:

@@ -23,6 +23,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("pages/import_code.py", "Import code", ":material/input:"),
     ("pages/export.py", "Export", ":material/download:"),
     ("pages/examples.py", "Examples", ":material/collections_bookmark:"),
+    ("pages/reference.py", "Layer reference", ":material/menu_book:"),
 )
 # How a notice (``state.notify``) is shown, by its kind.
 NOTICES = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
