@@ -47,6 +47,7 @@ SECTION = re.compile(r"^([A-Z][A-Za-z ]*?):(?::)?(.*)$")  # "Shape:", "Inputs: i
 ITEM = re.compile(r"^\s*([-*])\s+")
 WHOLE_MATH = re.compile(r":math:`([^`]*)`")
 NO_DOC = "torch gives this layer no description."
+TRAILING_DEFAULT = re.compile(r"\s*(?:\(default\s*=?[^)]*\)|Default:?\s*[^\s()]+)\.?\s*$", re.IGNORECASE)
 
 
 def _group(tex: str, start: int) -> tuple[str, int]:
@@ -388,9 +389,17 @@ def _argument_docs(entry: LayerEntry) -> dict[str, str]:
     return docs
 
 
+def _without_default(text: str) -> str:
+    """A description without its closing "Default: 1" (the reference shows the default beside it)."""
+    shorter = TRAILING_DEFAULT.sub("", text).rstrip()
+    return shorter if shorter else text
+
+
 def _arguments_of(entry: LayerEntry) -> tuple[Argument, ...]:
     docs = _argument_docs(entry)
-    return tuple(Argument(p.name, _default_text(p), docs.get(p.name, ""), p.keyword_only) for p in entry.params)
+    return tuple(
+        Argument(p.name, _default_text(p), _without_default(docs.get(p.name, "")), p.keyword_only) for p in entry.params
+    )
 
 
 # The stack's convention for layers that are not plainly y = layer(x), as the example's call line.

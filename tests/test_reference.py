@@ -90,6 +90,8 @@ def test_conv2d_reads_as_the_docs_render_it() -> None:
     assert ref.example.output_shape == (2, 8, 14, 14)
     assert ref.formula is not None and ref.formula.text() == "Conv2d(3, 8, 3): 8 x 3 x 3 x 3 + 8 = 224"
     assert ref.arguments[0].description == "Number of channels in the input image"
+    stride = ref.arguments[3]
+    assert (stride.name, stride.default, stride.description) == ("stride", "1", "Stride of the convolution.")
 
 
 def test_lazy_layers_take_the_rule_of_the_class_they_become() -> None:

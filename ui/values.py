@@ -117,17 +117,17 @@ def _row(number: str, layer_id: str, layer_type: str, values: TensorSummary) -> 
         "layer": layer_id,
         "type": layer_type,
         "output shape": format_shape(values.shape),
-        "values": values.preview(),
+        "notes": "; ".join(values.notes()),
         "mean": format_value(values.mean),
         "std": "" if values.std is None else format_value(values.std),
         "min": format_value(values.minimum),
         "max": format_value(values.maximum),
-        "notes": "; ".join(values.notes()),
+        "values": values.preview(),
     }
 
 
 def value_rows(run: ValueRun) -> list[dict[str, Any]]:
-    """The input, then one row per layer that ran: shape, first values, mean, std, min, max, notes."""
+    """The input, then one row per layer that ran: shape, notes, mean, std, min, max, the first values."""
     rows = [_row("", "input", "", run.input)] if run.input is not None else []
     return rows + [_row(str(v.index + 1), v.id, v.type, v.output) for v in run.layers]
 
