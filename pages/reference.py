@@ -17,7 +17,6 @@ from ui.text import plain
 
 SEARCH = "reference_search"
 GROUP = "reference_group"
-LINKED = "reference_linked"  # the ?layer= value already applied, so a later search is not overwritten
 LAYER_PARAM = "layer"
 ALL_GROUPS = "all groups"
 EXPAND_UP_TO = 3  # a search with this few results opens them
@@ -31,12 +30,15 @@ def layer_references() -> dict[str, LayerReference]:
 
 
 def apply_link(references: dict[str, LayerReference]) -> None:
-    """Open on the layer a link names (``?layer=Conv2d``): put its name in the search box, once per link."""
+    """Open on the layer a link names (``?layer=Conv2d``): its name goes into the search box, and the parameter
+    leaves the URL, so the user's own search stands on the next run and the same link works again later."""
     name = st.query_params.get(LAYER_PARAM)
-    if name and name in references and st.session_state.get(LINKED) != name:
+    if name is None:
+        return
+    del st.query_params[LAYER_PARAM]
+    if name in references:
         st.session_state[SEARCH] = name
         st.session_state[GROUP] = ALL_GROUPS
-        st.session_state[LINKED] = name
 
 
 def filters_ui() -> tuple[str, str]:

@@ -87,11 +87,12 @@ def test_the_group_picker_shows_one_group(at):
 def test_a_link_to_a_layer_opens_its_section():
     at = open_reference("LazyLinear")
     assert at.text_input(key="reference_search").value == "LazyLinear"
+    assert "layer" not in at.query_params  # applied once: the user's own search stands from now on
     assert names(at)[0] == "LazyLinear" and at.expander[0].proto.expanded
     captions = [c.value for c in at.expander[0].caption]
     assert "From the docstring of Linear." in captions
     assert at.expander[0].code[3].value == "LazyLinear(10) on 20 features: 10 x 20 + 10 = 210"
-    search(at, "dropout")  # the link fills the box once; the user's own search then stands
+    search(at, "dropout")
     assert "LazyLinear" not in names(at)
 
 
@@ -100,3 +101,9 @@ def test_a_layer_whose_docstring_states_no_shape_rule_says_so(at):
     captions = " ".join(c.value for c in at.expander[0].caption)
     assert "states no shape rule" in captions
     assert "output shape **(2, 3, 8, 8)**" in " ".join(m.value for m in at.expander[0].markdown)
+
+
+def test_a_link_to_an_unknown_layer_opens_the_whole_list():
+    at = open_reference("Linaer")
+    assert at.text_input(key="reference_search").value == ""
+    assert names(at) == list(catalog())
