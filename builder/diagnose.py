@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from builder.catalog import catalog
-from builder.design import LayerSpec
+from builder.design import BlockSpec, LayerSpec, Merge, ResidualBlock, block_dim, block_merge
 
 Shape = tuple[int, ...]
 
@@ -28,6 +28,8 @@ class FixKind(StrEnum):
     SET_PARAM = "set-param"  # set the layer's `param` to `value`
     USE_LAZY = "use-lazy"  # replace the layer by its Lazy variant, dropping the inferred argument
     SET_INPUT_DTYPE = "set-input-dtype"  # set the design's input dtype to `value`
+    ADD_PROJECTION = "add-projection"  # make the Residual's shortcut the layers in `value` (a projection)
+    SET_MERGE = "set-merge"  # set the block's merge to `value`
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,15 @@ class LayerError:
     problem: str
     fixes: tuple[Fix, ...] = ()
     torch_message: str = ""
-    stage: str = "forward"  # "build" when the constructor refused the arguments
+    stage: str = "forward"  # "build" when the constructor refused the arguments, "merge" for a block's merge
     extra: dict[str, Any] = field(default_factory=dict)
+    path: str = ""  # inside a block: where in the trace ("layer-5/body/2", copies "#2"); "" at the top level
 
     @property
     def where(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"layer {self.index + 1} {self.layer_type}({args})"
+        place = "".join(f", {part}" for part in path_words(self.path))
+        return f"layer {self.index + 1}{place} {self.layer_type}({args})"
 
     @property
     def hint(self) -> str:
@@ -82,7 +86,22 @@ class LayerError:
             "fixes": [{"kind": str(f.kind), "description": f.description, "param": f.param, "value": f.value,
                        "certain": f.certain} for f in self.fixes],
             "torch_message": self.torch_message,
-        }  # fmt: skip
+        } | ({"path": self.path} if self.path else {})  # fmt: skip
+
+
+def path_words(path: str) -> list[str]:
+    """A trace path as a message reads it below "layer 5": ``layer-5#2/body/2`` -> ["copy 2", "body[2]"]."""
+    head, *rest = path.split("/") if path else [""]
+    words = [f"copy {head.partition('#')[2]}"] if "#" in head else []
+    while len(rest) >= 2:
+        field_name, rest = rest[0], rest[1:]
+        branch = ""
+        if field_name == "branches" and len(rest) >= 2:
+            branch, rest = f"[{rest[0]}]", rest[1:]
+        position, _, copy = rest[0].partition("#")
+        words.append(f"{field_name}{branch}[{position}]" + (f" copy {copy}" if copy else ""))
+        rest = rest[1:]
+    return words
 
 
 def _fmt(shape: Shape) -> str:
@@ -275,3 +294,175 @@ def precheck(index: int, spec: LayerSpec, shape: Shape, dtype: torch.dtype, para
         fixes = (Fix(FixKind.SET_INPUT_DTYPE, "set the input dtype to float32", None, "float32", index == 0),)
         return LayerError(index, spec.id, spec.type, dict(spec.params), problem, fixes)
     return None
+
+
+# ------------------------------------------------------------------------------------------------ merges
+
+
+@dataclass(frozen=True)
+class MergeInput:
+    """One stack's output at a block's merge: its title ("body", "branch 2") and shape, and what its layers did."""
+
+    title: str
+    shape: Shape
+    steps: tuple[tuple[str, Shape | None, Shape | None], ...] = ()  # (type, input shape, output shape) per entry
+
+    @property
+    def identity(self) -> bool:
+        return not self.steps
+
+
+def projection(x: Shape, out: Shape) -> tuple[list[dict[str, Any]], str] | None:
+    """Layers that take ``x`` to ``out``'s shape as a body that changed channels or stride does, and their text.
+
+    Feature maps (N, C, ...) get a 1x1 convolution with the stride plus batch norm (torchvision's downsample);
+    features in the last dimension get a Linear. None when no such projection fits.
+    """
+    if len(x) != len(out) or x[0] != out[0] or len(x) < 2:
+        return None
+    if x[1:-1] == out[1:-1] and len(x) in (2, 3):
+        layer = {"type": "Linear", "params": {"in_features": x[-1], "out_features": out[-1]}}
+        return [layer], f"Linear({x[-1]}, {out[-1]})"
+    dims = len(x) - 2
+    stride = _stride(x[2:], out[2:]) if dims in (1, 2, 3) else None
+    if stride is None:
+        return None
+    conv: dict[str, Any] = {"in_channels": x[1], "out_channels": out[1], "kernel_size": 1}
+    conv |= {"stride": stride} if stride != 1 else {}
+    conv["bias"] = False  # the batch norm after it has the bias
+    layers = [
+        {"type": f"Conv{dims}d", "params": conv},
+        {"type": f"BatchNorm{dims}d", "params": {"num_features": out[1]}},
+    ]
+    stride_text = f", stride={stride}" if stride != 1 else ""
+    text = f"Conv{dims}d({x[1]}, {out[1]}, kernel_size=1{stride_text}, bias=False) + BatchNorm{dims}d({out[1]})"
+    return layers, text
+
+
+def _stride(sizes: Shape, wanted: Shape) -> int | None:
+    """The stride of a 1x1 convolution without padding that turns ``sizes`` into ``wanted``, or None."""
+    for stride in range(1, max(sizes, default=1) + 1):
+        if all((size - 1) // stride + 1 == want for size, want in zip(sizes, wanted, strict=True)):
+            return stride
+    return None
+
+
+def _broadcasts(a: Shape, b: Shape) -> bool:
+    try:
+        torch.broadcast_shapes(a, b)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _concat_fits(shapes: list[Shape], dim: int) -> bool:
+    """Whether the shapes concatenate along ``dim``: one rank, equal sizes in every other dimension."""
+    rank = len(shapes[0])
+    if any(len(shape) != rank for shape in shapes) or not -rank <= dim < rank:
+        return False
+    keep = [d for d in range(rank) if d != dim % rank]
+    return all(shape[d] == shapes[0][d] for shape in shapes for d in keep)
+
+
+def _changes(x: Shape, out: Shape) -> str:
+    """How a body changed a feature map, for the message: ``channels 64 -> 128, stride 2``."""
+    parts = []
+    if len(x) == len(out) >= 3 and x[1] != out[1]:
+        parts.append(f"channels {x[1]} -> {out[1]}")
+    if len(x) == len(out) >= 3 and x[2:] != out[2:]:
+        stride = _stride(x[2:], out[2:])
+        parts.append(f"stride {stride}" if stride else f"size {_fmt(x[2:])} -> {_fmt(out[2:])}")
+    if len(x) == len(out) == 2 and x[1] != out[1]:
+        parts.append(f"features {x[1]} -> {out[1]}")
+    return ", ".join(parts) or f"shape {_fmt(x)} -> {_fmt(out)}"
+
+
+def _merge_fixes(block: BlockSpec, x: Shape, inputs: list[MergeInput]) -> tuple[Fix, ...]:
+    """A projection shortcut for a Residual whose body changed the shape; concat when the outputs allow it."""
+    fixes = []
+    body = inputs[-1]
+    found = projection(x, body.shape) if isinstance(block, ResidualBlock) else None
+    if found is not None:
+        layers, text = found
+        identity = inputs[0].identity
+        verb = "add a projection shortcut" if identity else "replace the shortcut by a projection"
+        fixes.append(Fix(FixKind.ADD_PROJECTION, f"{verb}: {text}", "shortcut", layers, certain=identity))
+    if _concat_fits([i.shape for i in inputs], 1):
+        fixes.append(Fix(FixKind.SET_MERGE, "merge by concat (along the channels, dim=1)", "merge", "concat"))
+    return tuple(fixes)
+
+
+def _elementwise_problem(block: BlockSpec, merge: Merge, x: Shape, inputs: list[MergeInput]) -> str | None:
+    first = inputs[0]
+    other = next((i for i in inputs[1:] if not _broadcasts(first.shape, i.shape)), None)
+    if other is None:
+        return None
+    verb = "add" if merge is Merge.ADD else "multiply"
+    rule = f"merge '{merge}' needs shapes that broadcast (equal sizes, or 1)"
+    if isinstance(block, ResidualBlock) and first.identity:
+        return (
+            f"cannot {verb} the body's output {_fmt(other.shape)} and the identity shortcut's {_fmt(first.shape)}: "
+            f"the body changed the input ({_changes(x, other.shape)}); {rule}"
+        )
+    shapes = f"the {other.title}'s output {_fmt(other.shape)} and the {first.title}'s {_fmt(first.shape)}"
+    return f"cannot {verb} {shapes}; {rule}"
+
+
+def _changed_at(entry: MergeInput, axis: int) -> str:
+    """Where in a stack dimension ``axis`` changed: ``at its layer 2 (MaxPool2d: 28 -> 26)``."""
+    for position, (layer_type, before, after) in enumerate(entry.steps):
+        if before and after and len(before) > axis and len(after) > axis and before[axis] != after[axis]:
+            return f" at its layer {position + 1} ({layer_type}: {before[axis]} -> {after[axis]})"
+    return ""
+
+
+def _concat_problem(dim: int, x: Shape, inputs: list[MergeInput]) -> str | None:
+    first = inputs[0]
+    other = next((i for i in inputs[1:] if len(i.shape) != len(first.shape)), None)
+    if other is not None:
+        return (
+            f"{other.title} gives a {len(other.shape)}-D output {_fmt(other.shape)} but {first.title} a "
+            f"{len(first.shape)}-D one {_fmt(first.shape)}; concat needs outputs of one rank"
+        )
+    rank = len(first.shape)
+    if not -rank <= dim < rank:
+        outputs = f"the {rank}-D outputs {_fmt(first.shape)}"
+        return f"dim={dim} is out of range for {outputs}; use a dim from {-rank} to {rank - 1}"
+    for axis in (d for d in range(rank) if d != dim % rank):
+        sizes = [i.shape[axis] for i in inputs]
+        if len(set(sizes)) == 1:
+            continue
+        keep = x[axis] if len(x) == rank and x[axis] in sizes else sizes[0]
+        changed = next(i for i in inputs if i.shape[axis] != keep)
+        kept = next(i for i in inputs if i.shape[axis] == keep)
+        return (
+            f"concat along dim={dim} needs every other dimension equal, but {changed.title} gives "
+            f"{_fmt(changed.shape)} and {kept.title} {_fmt(kept.shape)}: {changed.title} changed dimension {axis} "
+            f"to {changed.shape[axis]}{_changed_at(changed, axis)}; keep it at {keep} (padding, stride or kernel size)"
+        )
+    return None
+
+
+def diagnose_merge(
+    index: int, block: BlockSpec, path: str, x: Shape, inputs: list[MergeInput], error: Exception
+) -> LayerError:
+    """Explain a Residual's or Parallel's merge that does not fit: both shapes, the merge, the dim and the fix.
+
+    Args:
+        index: the position of the top-level entry the block belongs to.
+        block: the block; ``path`` is where its copy ran (``layer-5#2``).
+        x: the block's input shape.
+        inputs: what each stack gave, in merge order (a Residual's shortcut first, then its body).
+        error: what torch raised.
+    """
+    merge, dim = block_merge(block), block_dim(block)
+    params: dict[str, Any] = {"merge": str(merge)} | ({"dim": dim} if merge is Merge.CONCAT else {})
+    if merge is Merge.CONCAT:
+        problem, fixes = _concat_problem(dim, x, inputs), ()
+    else:
+        problem, fixes = _elementwise_problem(block, merge, x, inputs), _merge_fixes(block, x, inputs)
+    torch_message = _first_line(error)
+    if problem is None:
+        shapes = ", ".join(f"{i.title} {_fmt(i.shape)}" for i in inputs)
+        problem = f"cannot merge by {merge} the outputs {shapes}: {torch_message}"
+    return LayerError(index, block.id, block.type, params, problem, fixes, torch_message, "merge", path=path)

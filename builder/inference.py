@@ -5,6 +5,11 @@ reports (shapes, parameters, FLOPs, memory, lazy sizes), stop at the first failu
 meta device no storage is allocated, so a design with billions of parameters costs no memory. A layer that
 needs real values (``.item()``, a data-dependent ``if``) is re-run alone on small real tensors, and the result
 says so.
+
+A block runs each of its stacks on its input and merges their outputs (``builder.blocks.merge``), once per copy.
+``Trace.layers`` keeps one record per top-level entry (a block's holds the parameters and FLOPs of all its copies,
+merges included); ``Trace.inner`` holds a record for every entry inside a block and for each copy of a repeated
+block, each with its ``path`` (``layer-5/body/2``, ``layer-5#2/body/2`` for the second copy).
 """
 
 from __future__ import annotations
@@ -22,9 +27,24 @@ from torch.nn.parameter import UninitializedParameter
 from torch.utils.flop_counter import FlopCounterMode
 
 from builder.adapters import call_layer
+from builder.blocks.merge import merge_flops, merge_tensors
 from builder.catalog import CallStyle, Category, LayerEntry, ParamKind, call_style, catalog
-from builder.design import Design, DesignError, DType, LayerSpec, validate_design
-from builder.diagnose import LayerError, diagnose_build, diagnose_run, precheck
+from builder.design import (
+    BlockSpec,
+    Design,
+    DesignError,
+    DType,
+    Entry,
+    LayerSpec,
+    ResidualBlock,
+    Stack,
+    block_dim,
+    block_merge,
+    is_block,
+    validate_design,
+    walk,
+)
+from builder.diagnose import LayerError, MergeInput, diagnose_build, diagnose_merge, diagnose_run, precheck
 
 Shape = tuple[int, ...]
 UNINITIALIZED = "<UninitializedParameter>"
@@ -72,6 +92,7 @@ class LayerTrace:
     activation_bytes: int = 0
     device: str = "meta"
     notes: tuple[str, ...] = ()
+    path: str = ""  # inside a block: "layer-5/body/2" (copies "layer-5#2/..."); "" for a top-level entry
 
     @property
     def lazy(self) -> bool:
@@ -89,6 +110,7 @@ class Trace:
     layers: tuple[LayerTrace, ...]
     error: LayerError | None = None
     ran: bool = True
+    inner: tuple[LayerTrace, ...] = ()  # entries inside blocks and copies of repeated blocks, by path, as they ran
 
     @property
     def ok(self) -> bool:
@@ -117,8 +139,17 @@ class Trace:
         return sum(layer.activation_bytes for layer in self.layers)
 
     def layer(self, layer_id: str) -> LayerTrace | None:
-        """The trace of the layer with this id, if it got that far."""
-        return next((t for t in self.layers if t.id == layer_id), None)
+        """The trace of the entry with this id, if it got that far (inside a repeated block: its first copy)."""
+        found = next((t for t in self.layers if t.id == layer_id), None)
+        return found if found is not None else next((t for t in self.inner if t.id == layer_id), None)
+
+    def at(self, path: str) -> LayerTrace | None:
+        """The record at a trace path (``layer-5/body/2``); a top-level entry's path is its id."""
+        return self.records().get(path)
+
+    def records(self) -> dict[str, LayerTrace]:
+        """Every record by its path (top-level entries by their id): for callers that look many up."""
+        return {t.id: t for t in self.layers} | {t.path: t for t in self.inner}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (the CLI's --json)."""
@@ -209,7 +240,9 @@ def _count(module: nn.Module) -> tuple[int, int]:
 def token_range(design: Design) -> int:
     """Token ids for an int64 input are drawn below the smallest Embedding's vocabulary."""
     sizes = [
-        layer.params.get("num_embeddings", 2) for layer in design.layers if layer.type in ("Embedding", "EmbeddingBag")
+        located.entry.params.get("num_embeddings", 2)
+        for located in walk(design.layers)
+        if located.entry.type in ("Embedding", "EmbeddingBag") and not is_block(located.entry)
     ]
     return max(1, min(sizes, default=2))
 
@@ -331,25 +364,97 @@ def resolve_custom(design: Design) -> dict[str, type[nn.Module]]:
     return define_trusted(design.custom_layers)
 
 
+class _Stop(Exception):
+    """Raised through the blocks when an entry fails: the error names it, the records so far are kept."""
+
+    def __init__(self, error: LayerError) -> None:
+        super().__init__(error.problem)
+        self.error = error
+
+
+def _copy_paths(block: BlockSpec, path: str) -> list[str]:
+    """Where each copy of a block runs: its own path, or ``path#1``, ``path#2``... when it is repeated."""
+    return [path] if block.repeat == 1 else [f"{path}#{copy}" for copy in range(1, block.repeat + 1)]
+
+
+def _entry_path(copy_path: str, stack: Stack, position: int) -> str:
+    return f"{copy_path}/{stack.key}/{position}"
+
+
+def _block_record(
+    index: int, block: BlockSpec, path: str, parts: list[LayerTrace], shapes: tuple[Shape | None, Shape | None]
+) -> LayerTrace:
+    """A block's (or a copy's) record: totals of its parts; ``parts`` are its entries' records or its copies'."""
+    return LayerTrace(
+        index=index,
+        id=block.id,
+        type=block.type,
+        input_shape=shapes[0],
+        output_shape=shapes[1],
+        params=sum(p.params for p in parts),
+        flops=sum(p.flops for p in parts),
+        param_bytes=sum(p.param_bytes for p in parts),
+        activation_bytes=sum(p.activation_bytes for p in parts),
+        notes=(f"{block.repeat} copies, each with its own parameters",) if block.repeat > 1 else (),
+        path=path,
+    )
+
+
+@dataclass
+class _Inspector:
+    """Builds every layer of a tree without running it (construct-only trace)."""
+
+    design: Design
+    custom: Mapping[str, type[nn.Module]]
+    inner: list[LayerTrace] = field(default_factory=list)
+
+    def entry(self, index: int, entry: Entry, path: str) -> LayerTrace:
+        if is_block(entry):
+            return self.block(index, entry, path)
+        try:
+            module = build_layer(entry, self.custom, "meta", self.design.input.dtype)
+        except Exception as error:
+            raise _Stop(replace(diagnose_build(index, entry, error), path=path if "/" in path else "")) from None
+        state = param_state(module)
+        numel, nbytes = _count(module)
+        return LayerTrace(
+            index, entry.id, entry.type, params=numel, params_before=state, params_after=state, param_bytes=nbytes,
+            path=path if "/" in path else "",
+        )  # fmt: skip
+
+    def block(self, index: int, block: BlockSpec, path: str) -> LayerTrace:
+        copies = []
+        for copy_path in _copy_paths(block, path):
+            parts = []
+            for stack in block.stacks():
+                for position, entry in enumerate(stack.entries):
+                    parts.append(self.entry(index, entry, _entry_path(copy_path, stack, position)))
+                    self.inner.append(parts[-1])
+            copies.append(_block_record(index, block, copy_path, parts, (None, None)))
+        if block.repeat > 1:
+            self.inner += copies
+        return _block_record(index, block, path, copies, (None, None))
+
+
 def inspect_design(design: Design, custom: Mapping[str, type[nn.Module]] | None = None) -> Trace:
     """Build every layer without running it: parameter shapes, lazy parameters still uninitialized."""
     validate_design(design)
     custom = resolve_custom(design) if custom is None else custom
+    inspector = _Inspector(design, custom)
     layers = []
     for index, spec in enumerate(design.layers):
         try:
-            module = build_layer(spec, custom, "meta", design.input.dtype)
-        except Exception as error:
-            failure = diagnose_build(index, spec, error)
-            return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers), failure, ran=False)
-        state = param_state(module)
-        numel, nbytes = _count(module)
-        layers.append(
-            LayerTrace(
-                index, spec.id, spec.type, params=numel, params_before=state, params_after=state, param_bytes=nbytes
-            )
-        )
-    return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers), ran=False)
+            record = inspector.entry(index, spec, spec.id)
+        except _Stop as stop:
+            return _trace(design, layers, stop.error, inspector.inner, ran=False)
+        layers.append(replace(record, path=""))
+    return _trace(design, layers, None, inspector.inner, ran=False)
+
+
+def _trace(
+    design: Design, layers: list[LayerTrace], error: LayerError | None, inner: list[LayerTrace], ran: bool = True
+) -> Trace:
+    return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers), error, ran, tuple(inner))
 
 
 def _step(
@@ -381,16 +486,97 @@ def _repeat_key(spec: LayerSpec, x: torch.Tensor) -> tuple | None:
     return spec.type, json.dumps(spec.params, sort_keys=True), tuple(x.shape), x.dtype
 
 
+@dataclass
+class _Tracer:
+    """One dummy forward pass through a tree of entries: the inner records, and the layers already traced.
+
+    Built-in layers with the same arguments on the same input are traced once a run (``_repeat_key``), so the
+    copies of a repeated block, and the identical blocks of a deep network, cost a lookup each.
+    """
+
+    design: Design
+    custom: Mapping[str, type[nn.Module]]
+    inner: list[LayerTrace] = field(default_factory=list)
+    seen: dict[tuple, tuple[LayerTrace, torch.Tensor]] = field(default_factory=dict)
+
+    def entry(self, index: int, entry: Entry, x: torch.Tensor, path: str) -> tuple[LayerTrace, torch.Tensor]:
+        """Run one entry on ``x``: its record and output. ``path`` is its trace path (its id at the top level)."""
+        if is_block(entry):
+            return self.block(index, entry, x, path)
+        inner_path = path if "/" in path else ""
+        key = _repeat_key(entry, x)
+        if key in self.seen:
+            trace, out = self.seen[key]
+            return replace(trace, index=index, id=entry.id, path=inner_path), out
+        failure, step, before = _step(index, entry, self.custom, self.design, x)
+        if failure is not None:
+            raise _Stop(replace(failure, path=inner_path))
+        record = replace(_trace_layer(index, entry, x, step, before), path=inner_path)
+        if key is not None:
+            self.seen[key] = record, step.out
+        return record, step.out
+
+    def block(self, index: int, block: BlockSpec, x: torch.Tensor, path: str) -> tuple[LayerTrace, torch.Tensor]:
+        """Run every copy of a block in a row; its record totals them."""
+        start, copies = tuple(x.shape), []
+        for copy_path in _copy_paths(block, path):
+            record, x = self.copy(index, block, x, copy_path)
+            copies.append(record)
+        if block.repeat > 1:
+            self.inner += copies
+        return _block_record(index, block, path, copies, (start, tuple(x.shape))), x
+
+    def copy(self, index: int, block: BlockSpec, x: torch.Tensor, path: str) -> tuple[LayerTrace, torch.Tensor]:
+        """One copy: each stack on ``x``, then the merge (a Sequential's output is its stack's)."""
+        parts, outputs = [], []
+        for stack in block.stacks():
+            y, steps = x, []
+            for position, entry in enumerate(stack.entries):
+                record, out = self.entry(index, entry, y, _entry_path(path, stack, position))
+                self.inner.append(record)
+                parts.append(record)
+                steps.append((entry.type, tuple(y.shape), tuple(out.shape)))
+                y = out
+            outputs.append((MergeInput(stack.title, tuple(y.shape), tuple(steps)), y))
+        merge = block_merge(block)
+        if merge is None:
+            out = outputs[0][1]
+        else:
+            out, merged = self.merge(index, block, x, path, outputs)
+            parts.append(merged)
+        return _block_record(index, block, path, parts, (tuple(x.shape), tuple(out.shape))), out
+
+    def merge(
+        self, index: int, block: BlockSpec, x: torch.Tensor, path: str, outputs: list[tuple[MergeInput, torch.Tensor]]
+    ) -> tuple[torch.Tensor, LayerTrace]:
+        """The block's merge: its output, and a record of what it costs (FLOPs, the merged tensor's memory)."""
+        merge, dim = block_merge(block), block_dim(block)
+        if isinstance(block, ResidualBlock):  # output = merge(shortcut(x), body(x)): the shortcut comes first
+            outputs = outputs[::-1]
+        tensors = [tensor for _, tensor in outputs]
+        try:
+            with torch.no_grad():
+                out = merge_tensors(merge, tensors, dim)
+        except Exception as error:
+            inputs = [entry for entry, _ in outputs]
+            raise _Stop(diagnose_merge(index, block, path, tuple(x.shape), inputs, error)) from None
+        cost = LayerTrace(
+            index, block.id, block.type, flops=merge_flops(merge, tensors, out),
+            activation_bytes=out.numel() * out.element_size(),
+        )  # fmt: skip
+        return out, cost
+
+
 def infer_shapes(design: Design, custom: Mapping[str, type[nn.Module]] | None = None) -> Trace:
-    """Run the dummy forward pass layer by layer and record shapes, parameters, FLOPs and memory.
+    """Run the dummy forward pass entry by entry and record shapes, parameters, FLOPs and memory.
 
     Args:
-        design: a validated design with at least one layer.
+        design: a validated design with at least one entry.
         custom: classes for the design's custom layers; defined from their sources when not given.
 
     Returns:
-        A Trace. When a layer fails, ``trace.error`` names it with a diagnosis and the layers before it keep
-        their results.
+        A Trace. When a layer or a block's merge fails, ``trace.error`` names it with a diagnosis (its ``path``
+        inside a block) and the entries before it keep their results.
 
     Raises:
         DesignError: the design is invalid or has no layers.
@@ -399,21 +585,13 @@ def infer_shapes(design: Design, custom: Mapping[str, type[nn.Module]] | None = 
     if not design.layers:
         raise DesignError("layers: the design has no layers; add at least one layer to the stack")
     custom = resolve_custom(design) if custom is None else custom
+    tracer = _Tracer(design, custom)
     x = dummy_input(design, "meta")
     layers: list[LayerTrace] = []
-    seen: dict[tuple, tuple[LayerTrace, torch.Tensor]] = {}
     for index, spec in enumerate(design.layers):
-        key = _repeat_key(spec, x)
-        if key in seen:
-            trace, out = seen[key]
-            layers.append(replace(trace, index=index, id=spec.id))
-            x = out
-            continue
-        failure, step, before = _step(index, spec, custom, design, x)
-        if failure is not None:
-            return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers), failure)
-        layers.append(_trace_layer(index, spec, x, step, before))
-        if key is not None:
-            seen[key] = layers[-1], step.out
-        x = step.out
-    return Trace(design.name, design.input.shape, design.input.dtype, tuple(layers))
+        try:
+            record, x = tracer.entry(index, spec, x, spec.id)
+        except _Stop as stop:
+            return _trace(design, layers, stop.error, tracer.inner)
+        layers.append(replace(record, path=""))
+    return _trace(design, layers, None, tracer.inner)
