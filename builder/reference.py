@@ -346,10 +346,6 @@ class LayerReference:
     formula: Formula | None
     doc_url: str
 
-    def text(self) -> str:
-        """Everything searchable, lower-case."""
-        return " ".join([self.name, str(self.category), self.summary, *self.shape_rule]).lower()
-
     def matches(self, query: str) -> bool:
         """Whether every word of ``query`` occurs in the layer's name, group or summary."""
         words = query.lower().split()

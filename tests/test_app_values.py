@@ -71,7 +71,7 @@ def test_random_input_through_the_seed_mlp_shows_each_layers_values(at):
 
 def test_typed_values_like_the_books_run_with_their_own_shape(at):
     at.radio(key="values.kind").set_value(InputKind.TYPED).run()
-    assert at.text_input(key="values.text").value == BOOK_INPUT
+    assert at.text_input(key="values.text.float32").value == BOOK_INPUT
     assert any(c.startswith("Shape (5,)") for c in captions(at))
     run_values(at)
     table = values_table(at)
@@ -83,7 +83,7 @@ def test_typed_values_like_the_books_run_with_their_own_shape(at):
 
 def test_typed_text_that_is_not_numbers_is_explained_and_cannot_run(at):
     at.radio(key="values.kind").set_value(InputKind.TYPED).run()
-    at.text_input(key="values.text").input("[1, 2, 'three']").run()
+    at.text_input(key="values.text.float32").input("[1, 2, 'three']").run()
     assert any("three" in c and "is not a number" in c for c in captions(at))
     assert at.button(key="values.run").disabled
 
@@ -169,3 +169,15 @@ def test_formula_ui_shows_a_layers_formula_and_its_terms():
     assert not at.exception, at.exception
     assert at.code[0].value == "Conv2d(1, 6, 5, padding=2): 6 x 1 x 5 x 5 + 6 = 156"
     assert list(at.dataframe[0].value["tensor"]) == ["weight", "bias"]
+
+
+def test_token_ids_for_an_embedding_design_are_typed_as_whole_numbers():
+    at = open_app(load_example("text-lstm"))
+    kinds = at.radio(key="values.kind")
+    assert kinds.options == ["Random token ids (torch.randint)", "Typed values"]
+    kinds.set_value(InputKind.TYPED).run()
+    assert at.text_input(key="values.text.int64").value == "torch.tensor([[1, 5, 2, 7]])"
+    run_values(at)
+    table = values_table(at)
+    assert table["values"][0] == "[1.0, 5.0, 2.0, 7.0]"
+    assert table["output shape"][1] == "(1, 4, 32)"  # the Embedding's output: one vector per token id

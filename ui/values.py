@@ -39,8 +39,11 @@ from ui import state
 from ui.text import plain
 
 BOOK_INPUT = "torch.tensor([1.0, 2, 3, 4, 5])"
+TOKEN_INPUT = "torch.tensor([[1, 5, 2, 7]])"  # token ids, for a design whose input is int64
 RAN = "values.ran"  # the key (design and input) of the run the user last asked for
 MAX_SEED = 2**31 - 1
+SEED_HELP = "Seeds the weights and the random input: the same seed gives the same numbers."
+TYPED_HELP = "A list of numbers, as torch.tensor takes it: [1.0, 2, 3], [[1, 2], [3, 4]]. Read as a literal, never run."
 
 
 # ---------------------------------------------------------------- the formula of one layer
@@ -66,7 +69,7 @@ def formula_ui(design: Design, trace: Trace | None, layer_id: str) -> None:
 def _kind_label(dtype: DType) -> Any:
     def label(kind: InputKind) -> str:
         if dtype is DType.INT64 and kind is InputKind.RANDN:
-            return "random token ids (torch.randint)"
+            return "Random token ids (torch.randint)"
         return kind.value.capitalize()
 
     return label
@@ -79,15 +82,14 @@ def input_ui(design: Design) -> ValueInput | None:
     kind_col, seed_col = st.columns([3, 1])
     kind = kind_col.radio("Input", kinds, key="values.kind", format_func=_kind_label(dtype), horizontal=True)
     seed = seed_col.number_input(
-        "Seed", min_value=0, max_value=MAX_SEED, value=0, step=1, key="values.seed", help="Seeds the weights and "
-        "the random input: the same seed gives the same numbers."
-    )  # fmt: skip
+        "Seed", min_value=0, max_value=MAX_SEED, value=0, step=1, key="values.seed", help=SEED_HELP
+    )
     kind = kind or InputKind.RANDN
     if kind is not InputKind.TYPED:
         st.caption(f"Shape {format_shape(design.input.shape)}, the design's input (set it above).")
         return ValueInput(kind, design.input.shape, dtype, seed=int(seed))
-    text = st.text_input("Values", value=BOOK_INPUT, key="values.text", help="A list of numbers, as torch.tensor "
-                         "takes it: [1.0, 2, 3], [[1, 2], [3, 4]]. It is read as a literal, never run.")  # fmt: skip
+    example = TOKEN_INPUT if dtype is DType.INT64 else BOOK_INPUT
+    text = st.text_input("Values", value=example, key=f"values.text.{dtype}", help=TYPED_HELP)
     try:
         typed = parse_values(text, dtype)
     except ValueError as error:
