@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from builder.design import design_from_dict
 from builder.examples import load_example
 from builder.share import encode_design
+from ui.stack import stack_label
 from ui.text import WORD_JOINER
 
 TIMEOUT = 30
@@ -292,3 +294,20 @@ def test_after_a_custom_layer_the_shape_comes_only_from_a_run():
     click(at, "run_forward")
     click(at, "add_layer")
     assert design(at).layers[-1].params["in_features"] == 128, "(4, 128) from the forward pass the page shows"
+
+
+def test_a_block_stands_in_the_stack_as_one_entry():
+    """Format 2 designs hold blocks: the stack names them by their entries (they have no arguments of their own)."""
+    block = design_from_dict(
+        {
+            "version": 2,
+            "input": {"shape": [2, 20]},
+            "layers": [
+                {
+                    "type": "Residual",
+                    "body": [{"type": "Linear", "params": {"in_features": 20, "out_features": 20}}, {"type": "ReLU"}],
+                }
+            ],
+        }
+    ).layers[0]
+    assert stack_label(1, block) == "2 · Residual block (2 entries)"

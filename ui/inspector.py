@@ -16,7 +16,7 @@ import streamlit as st
 
 from builder.catalog import ParamKind, ParamSpec, catalog
 from builder.custom import layer_signature
-from builder.design import Design, DesignError, DType, check_value
+from builder.design import Design, DesignError, DType, check_value, is_block
 from builder.edit import INPUT_PRESETS, parse_shape, set_input, set_param
 from builder.forms import Field, field_for, field_text, parse_field, same_value
 from ui import state
@@ -100,6 +100,10 @@ def _help(spec: ParamSpec) -> str:
 def inspector_ui(design: Design, layer_id: str) -> None:
     """A form generated from the selected layer's catalog entry; each change applies at once."""
     spec = design.layers[design.layer_index(layer_id)]
+    if is_block(spec):
+        st.markdown(f"**{spec.type} block**")
+        st.caption("Its layers are not edited on this page yet: it moves, and is removed, as one entry.")
+        return
     entry = catalog().get(spec.type)
     st.markdown(f"**{spec.type}**: {entry.summary} [docs]({entry.doc_url})" if entry else f"**{plain(spec.type)}**")
     if entry is None:

@@ -22,7 +22,7 @@ import streamlit as st
 from streamlit_sortables import sort_items
 
 from builder.catalog import Category, by_category
-from builder.design import Design, DesignError, LayerSpec
+from builder.design import Design, DesignError, Entry, is_block, walk
 from builder.edit import add_from_palette, duplicate_layer, move_layer, remove_layer, reorder_layers
 from builder.graph import key_args
 from builder.inference import Trace
@@ -79,8 +79,11 @@ def palette_ui(design: Design) -> list[str]:
 # ---------------------------------------------------------------- the drag-and-drop stack
 
 
-def stack_label(index: int, spec: LayerSpec) -> str:
-    """A stack item's text: its position, type and key arguments."""
+def stack_label(index: int, spec: Entry) -> str:
+    """A stack item's text: its position, type and key arguments (a block: how many entries it holds)."""
+    if is_block(spec):
+        inside = sum(1 for _ in walk((spec,))) - 1
+        return f"{index + 1}{SEP}{spec.type} block ({inside} {'entry' if inside == 1 else 'entries'})"
     args = ", ".join(json.dumps(v) if isinstance(v, str) else str(v) for v in key_args(spec).values())
     return f"{index + 1}{SEP}{spec.type}({args})"
 
@@ -256,12 +259,15 @@ def layer_actions_ui(design: Design) -> str | None:
         args=(layer_id, 1),
         width="stretch",
     )
+    block = is_block(design.layers[index])
     copy.button(
         "Duplicate",
         key="duplicate",
         icon=":material/content_copy:",
         on_click=duplicate_clicked,
         args=(layer_id,),
+        disabled=block,
+        help="A block cannot be duplicated here yet" if block else None,
         width="stretch",
     )
     remove.button(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Page, expect
-from test_builder_browser import drag, item, open_app, shot, url_design, wait_idle, wait_stack
+from test_builder_browser import container, drag, item, shot, url_design, wait_idle, wait_stack
 
 from builder.design import design_from_dict
 from builder.share import encode_design
@@ -31,6 +31,13 @@ TWO_CONVS = {
 FIRST = "1 · Conv2d(1, 6, 5, 2)"
 
 
+def open_app(page: Page, query: str = "") -> None:
+    """The Build page with its stack drawn (the graph does not matter here)."""
+    page.goto(page.app_url + "/" + query)  # type: ignore[attr-defined]
+    wait_idle(page)
+    container(page, "Model stack").wait_for()
+
+
 def layer_button(page: Page, label: str):
     """The layer picker's button for a stack label (the page shows the label as text)."""
     return page.locator("[data-testid^='stBaseButton']").filter(has=page.get_by_text(label, exact=True))
@@ -40,6 +47,13 @@ def expect_selected(page: Page, label: str) -> None:
     """Exactly this layer's button is highlighted."""
     expect(layer_button(page, label)).to_have_attribute("data-testid", "stBaseButton-primary")
     expect(page.locator("[data-testid='stBaseButton-primary']").filter(has_text=" · ")).to_have_count(1)
+
+
+def select(page: Page, label: str) -> None:
+    """Click a layer; wait for its run to end (the highlight shows the run has started)."""
+    layer_button(page, label).click()
+    expect_selected(page, label)
+    wait_idle(page)
 
 
 def number_field(page: Page, name: str):
@@ -56,22 +70,18 @@ def focused(page: Page) -> str:
 
 def test_edits_land_on_the_layer_they_were_made_on(page: Page):
     open_app(page, "?design=" + encode_design(design_from_dict(TWO_CONVS)))
-    layer_button(page, "3 · LazyLinear(10)").click()
-    wait_idle(page)
-    expect_selected(page, "3 · LazyLinear(10)")
-
+    layer_button(page, "3 · LazyLinear(10)").click()  # and + at once: layer 1's fields may still be in the page
     plus = number_field(page, "out_features").get_by_test_id("stNumberInputStepUp")
     for value in range(11, 16):
         plus.click()
         wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 5)", f"3 · LazyLinear({value})"])
         expect_selected(page, f"3 · LazyLinear({value})")
-        assert [layer.params.get("out_features") for layer in url_design(page).layers] == [None, None, value]
+        first, second = (layer["params"] for layer in TWO_CONVS["layers"][:2])
+        assert [layer.params for layer in url_design(page).layers] == [first, second, {"out_features": value}]
         assert focused(page) == "Increment", "the + button keeps the keyboard focus"
     shot(page, "selection-00-five-plus")
 
     layer_button(page, "2 · Conv2d(6, 16, 5)").click()
-    wait_idle(page)
-    expect_selected(page, "2 · Conv2d(6, 16, 5)")
     kernel, padding = text_field(page, "kernel_size"), text_field(page, "padding")
     kernel.fill("3")
     kernel.press("Enter")  # no wait: the second field is typed while the first edit's run is under way
@@ -87,6 +97,7 @@ def test_edits_land_on_the_layer_they_were_made_on(page: Page):
     stride.fill("2")
     stride.press("Enter")
     wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 3, 1, 2)", "3 · LazyLinear(15)"])
+    assert focused(page) == "stride", "the field keeps the keyboard focus"
     layers = url_design(page).layers
     assert layers[1].params["stride"] == 2 and "stride" not in layers[0].params and "stride" not in layers[2].params
 
@@ -118,9 +129,7 @@ def test_a_dropped_layer_is_selected_and_fits_the_shape_it_receives(page: Page):
     expect_selected(page, "3 · Linear(256, 10)")
     expect(number_field(page, "in_features").locator("input")).to_have_value("256")
 
-    layer_button(page, "1 · LazyLinear(256)").click()
-    wait_idle(page)
-    expect_selected(page, "1 · LazyLinear(256)")
+    select(page, "1 · LazyLinear(256)")
     number_field(page, "out_features").get_by_test_id("stNumberInputStepDown").click()
     wait_stack(page, ["1 · LazyLinear(255)", *stack[1:]])
     expect_selected(page, "1 · LazyLinear(255)")
