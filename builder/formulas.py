@@ -21,8 +21,8 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from builder.adapters import call_layer
 from builder.catalog import call_style, catalog
-from builder.design import DType, LayerSpec
-from builder.inference import TORCH_DTYPES, LayerTrace, ParamInfo, build_layer, torch_params
+from builder.design import BLOCK_TYPES, DType, LayerSpec
+from builder.inference import TORCH_DTYPES, LayerTrace, ParamInfo, Trace, build_layer, torch_params
 
 TIMES = " x "  # the issue's and the book's notation: 256 x 20
 TABLE_TERMS = 6  # a table cell shows at most this many terms, then says how many more there are
@@ -209,9 +209,38 @@ def trace_formula(layer: LayerTrace, spec: LayerSpec | None = None, buffers: Seq
     return formula(layer.type, params, layer.params_after, buffers, layer.inferred)
 
 
-def table_formula(layer: LayerTrace) -> str:
-    """A table cell: ``256 x 20 + 256 = 5,376``, at most ``TABLE_TERMS`` terms (buffers left out)."""
+def table_formula(layer: LayerTrace, trace: Trace | None = None) -> str:
+    """A table cell: ``256 x 20 + 256 = 5,376``, at most ``TABLE_TERMS`` terms (buffers left out).
+
+    A block's cell adds up its layers' counts (``584 + 584 = 1,168``) when ``trace`` holds them.
+    """
+    if is_block_record(layer):
+        return block_sum(trace, layer, TABLE_TERMS) if trace is not None else f"{layer.params:,} (its layers' sum)"
     return Formula("", tuple(Term(t.name, t.shape) for t in layer.params_after)).expression(TABLE_TERMS)
+
+
+def is_block_record(layer: LayerTrace) -> bool:
+    """Whether a trace record is a block's (Sequential, Residual, Parallel): it holds layers, not tensors."""
+    return layer.type in BLOCK_TYPES and not layer.params_after
+
+
+def block_layers(trace: Trace, record: LayerTrace) -> list[LayerTrace]:
+    """The layers inside a block (every copy of a repeated one), as they ran, blocks within left out."""
+    prefix = record.path or record.id
+    inside = [t for t in trace.inner if t.path.startswith((f"{prefix}/", f"{prefix}#"))]
+    return [t for t in inside if not is_block_record(t)]
+
+
+def block_sum(trace: Trace, record: LayerTrace, limit: int | None = None) -> str:
+    """A block's count as the sum of its layers' (those with parameters): ``584 + 584 = 1,168``."""
+    counts = [t.params for t in block_layers(trace, record) if t.params]
+    if not counts:
+        return "no parameters"
+    shown = counts if limit is None or len(counts) <= limit else counts[:limit]
+    text = " + ".join(f"{count:,}" for count in shown)
+    if len(shown) < len(counts):
+        text += f" + ... ({len(counts) - len(shown)} more)"
+    return f"{text} = {sum(counts):,}"
 
 
 def module_tensors(module: nn.Module) -> tuple[tuple[ParamInfo, ...], tuple[ParamInfo, ...]]:

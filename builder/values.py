@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -26,8 +26,20 @@ import torch
 from torch import nn
 
 from builder.adapters import call_layer
+from builder.blocks.merge import merge_tensors
 from builder.catalog import call_style
-from builder.design import Design, DesignError, DType, InputSpec
+from builder.design import (
+    BlockSpec,
+    Design,
+    DesignError,
+    DType,
+    Entry,
+    InputSpec,
+    ResidualBlock,
+    block_dim,
+    block_merge,
+    is_block,
+)
 from builder.inference import TORCH_DTYPES, Trace, build_layer, infer_shapes, inferred_sizes, token_range
 
 Shape = tuple[int, ...]
@@ -241,6 +253,7 @@ class LayerValues:
     params: tuple[ParamValues, ...] = ()
     more_params: int = 0  # parameter tensors left out beyond MAX_TENSORS
     inferred: tuple[tuple[str, int], ...] = ()  # sizes a lazy layer inferred: (("in_features", 20),)
+    path: str = ""  # inside a block: "layer-5/body/2" (copies "layer-5#2/..."), as in a trace; "" at the top
 
 
 @dataclass(frozen=True)
@@ -275,7 +288,8 @@ class ValueRun:
 def size_problem(trace: Trace) -> str:
     """Why running this traced design on real values would cost too much, or "" when it is affordable."""
     params = trace.total_params
-    biggest = max((math.prod(t.output_shape) for t in trace.layers if t.output_shape), default=0)
+    records = (*trace.layers, *trace.inner)
+    biggest = max((math.prod(t.output_shape) for t in records if t.output_shape), default=0)
     if params > MAX_PARAMS:
         return (
             f"this model has {params:,} parameters; real values run on the server's CPU only up to "
@@ -347,26 +361,78 @@ def real_values(design: Design, classes: Mapping[str, type[nn.Module]], x: torch
     return ValueRun(summarize(x), tuple(layers), problem, seed)
 
 
-def _run_layers(
-    design: Design, classes: Mapping[str, type[nn.Module]], x: torch.Tensor
-) -> tuple[list[LayerValues], str]:
-    """Build each layer on the CPU and run it on the previous output; stop at the first failure, naming it."""
-    layers: list[LayerValues] = []
-    for index, spec in enumerate(design.layers):
+class _Failed(Exception):
+    """A layer failed on real values: the message names it."""
+
+
+@dataclass
+class _Runner:
+    """One real forward pass through a tree of entries (layers and blocks), recording every entry's values.
+
+    It mirrors the meta-device tracer (``builder.inference``): a block runs each copy in a row, each of its stacks
+    on the block's input, then merges them (a Residual's shortcut first); paths name the entries inside blocks.
+    """
+
+    design: Design
+    classes: Mapping[str, type[nn.Module]]
+    layers: list[LayerValues] = field(default_factory=list)
+
+    def entry(self, index: int, entry: Entry, x: torch.Tensor, path: str) -> torch.Tensor:
+        if is_block(entry):
+            return self.block(index, entry, x, path)
+        inner = path if "/" in path else ""
         try:
-            module = build_layer(spec, classes, "cpu", design.input.dtype)
+            module = build_layer(entry, self.classes, "cpu", self.design.input.dtype)
             with torch.no_grad():
-                out = call_layer(module, call_style(spec.type, spec.params), x)
+                out = call_layer(module, call_style(entry.type, entry.params), x)
             if not isinstance(out, torch.Tensor):
                 raise TypeError(f"returned {type(out).__name__}, but a layer in a stack must return one tensor")
         except Exception as error:
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-            return layers, f"layer {index + 1} ({spec.type}) failed on real values: {reason}"
+            where = f"layer {index + 1}" + (f", {inner}" if inner else "")
+            raise _Failed(f"{where} ({entry.type}) failed on real values: {reason}") from None
         params, more = _param_values(module)
-        inferred = tuple((k, v) for k, v in inferred_sizes(spec, module).items() if type(v) is int)
-        layers.append(LayerValues(index, spec.id, spec.type, summarize(out), params, more, inferred))
-        x = out
-    return layers, ""
+        inferred = tuple((k, v) for k, v in inferred_sizes(entry, module).items() if type(v) is int)
+        self.layers.append(LayerValues(index, entry.id, entry.type, summarize(out), params, more, inferred, inner))
+        return out
+
+    def block(self, index: int, block: BlockSpec, x: torch.Tensor, path: str) -> torch.Tensor:
+        """Every copy of the block in a row; its row comes before its layers' and shows its output."""
+        at = len(self.layers)
+        copies = [path] if block.repeat == 1 else [f"{path}#{copy}" for copy in range(1, block.repeat + 1)]
+        for copy_path in copies:
+            x = self.copy(index, block, x, copy_path)
+        inner = path if "/" in path else ""
+        self.layers.insert(at, LayerValues(index, block.id, block.type, summarize(x), path=inner))
+        return x
+
+    def copy(self, index: int, block: BlockSpec, x: torch.Tensor, path: str) -> torch.Tensor:
+        outputs = []
+        for stack in block.stacks():
+            y = x
+            for position, entry in enumerate(stack.entries):
+                y = self.entry(index, entry, y, f"{path}/{stack.key}/{position}")
+            outputs.append(y)
+        merge = block_merge(block)
+        if merge is None:
+            return outputs[0]
+        if isinstance(block, ResidualBlock):  # merge(shortcut(x), body(x)): the shortcut comes first
+            outputs = outputs[::-1]
+        with torch.no_grad():
+            return merge_tensors(merge, outputs, block_dim(block))
+
+
+def _run_layers(
+    design: Design, classes: Mapping[str, type[nn.Module]], x: torch.Tensor
+) -> tuple[list[LayerValues], str]:
+    """Build each entry on the CPU and run it on the previous output; stop at the first failure, naming it."""
+    runner = _Runner(design, classes)
+    try:
+        for index, entry in enumerate(design.layers):
+            x = runner.entry(index, entry, x, entry.id)
+    except _Failed as failure:
+        return runner.layers, str(failure)
+    return runner.layers, ""
 
 
 def unavailable(design: Design) -> str:
@@ -470,6 +536,7 @@ def _layer(data: Any) -> LayerValues:
         params=tuple(ParamValues(_field(p, "name", str), _summary(_field(p, "values", dict))) for p in params),
         more_params=_count(data, "more_params"),
         inferred=tuple(_pair(item) for item in _numbers(data, "inferred", list, MAX_DIMS)),
+        path=_field(data, "path", str),
     )
 
 

@@ -18,6 +18,7 @@ from builder.examples import load_example
 from builder.formulas import (
     TABLE_TERMS,
     Formula,
+    block_sum,
     call_text,
     design_formula,
     layer_buffers,
@@ -158,3 +159,32 @@ def test_rows_list_every_tensor_with_its_product() -> None:
         ("num_batches_tracked", "buffer", 1),
     ]
     assert rows[-1]["product"] == "1"
+
+
+def test_a_blocks_count_is_the_sum_of_its_layers_counts() -> None:
+    design = Design.model_validate(
+        {
+            "version": 2,
+            "name": "blocks",
+            "input": {"shape": [1, 3, 8, 8]},
+            "layers": [
+                {"type": "Conv2d", "params": {"in_channels": 3, "out_channels": 8, "kernel_size": 3, "padding": 1}},
+                {
+                    "type": "Residual",
+                    "repeat": 2,
+                    "body": [
+                        {
+                            "type": "Conv2d",
+                            "params": {"in_channels": 8, "out_channels": 8, "kernel_size": 3, "padding": 1},
+                        },
+                        {"type": "BatchNorm2d", "params": {"num_features": 8}},
+                    ],
+                },
+            ],
+        }
+    )
+    trace = infer_shapes(design)
+    block = trace.layers[1]
+    assert table_formula(block, trace) == "584 + 16 + 584 + 16 = 1,200" and block.params == 1_200
+    assert table_formula(block) == "1,200 (its layers' sum)"
+    assert block_sum(trace, trace.layer(block.id)) == "584 + 16 + 584 + 16 = 1,200"

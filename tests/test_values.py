@@ -265,3 +265,67 @@ def test_from_dict_refuses_malformed_data(corrupt, my_linear) -> None:
 def test_a_huge_random_input_is_refused_before_anything_is_allocated() -> None:
     with pytest.raises(ValueError, match=f"{(2**31 - 1) ** 2:,} values"):
         make_input(ValueInput(shape=(2**31 - 1, 2**31 - 1)))
+
+
+# ---------------------------------------------------------------- blocks
+
+
+TANH = {"type": "Tanh"}
+RESIDUAL = {
+    "version": 2,
+    "name": "residual",
+    "input": {"shape": [1, 3, 6, 6]},
+    "layers": [
+        {"type": "Conv2d", "params": {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1}},
+        {
+            "type": "Residual",
+            "body": [
+                {"type": "Conv2d", "params": {"in_channels": 4, "out_channels": 4, "kernel_size": 3, "padding": 1}},
+                {"type": "ReLU"},
+            ],
+        },
+        {
+            "type": "Parallel",
+            "branches": [[{"type": "Identity"}], [{"type": "Sequential", "layers": [{"type": "Tanh"}]}]],
+        },
+    ],
+}
+
+
+def test_blocks_run_with_real_values_as_plain_torch_runs_them() -> None:
+    design = Design.model_validate(RESIDUAL)
+    x = make_input(ValueInput(shape=(1, 3, 6, 6), seed=2))
+    run = real_values(design, {}, x, seed=2)
+    assert run.ok, run.problem
+    torch.manual_seed(2)
+    stem, body = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+    with torch.no_grad():
+        y = stem(x)
+        y = y + torch.relu(body(y))
+        expected = torch.cat([y, torch.tanh(y)], dim=1)
+    rows = [(layer.type, layer.path) for layer in run.layers]
+    assert rows[:4] == [("Conv2d", ""), ("Residual", ""), ("Conv2d", "layer-2/body/0"), ("ReLU", "layer-2/body/1")]
+    assert rows[4][0] == "Parallel" and rows[-1] == ("Tanh", "layer-5/branches/1/0/layers/0")
+    assert run.layers[4].output.shape == (1, 8, 6, 6)
+    assert run.layers[4].output.first == pytest.approx(expected.reshape(-1)[:8].tolist(), abs=1e-6)
+    assert run.layers[4].output.mean == pytest.approx(float(expected.mean()), abs=1e-6)
+
+
+def test_a_failure_inside_a_block_names_its_place() -> None:
+    source = (
+        "class NoFortyTwo(nn.Module):\n"
+        "    def forward(self, X):\n"
+        "        assert not bool((X == 42).any()), 'no 42'\n"
+        "        return X\n"
+    )
+    data = {
+        "version": 2,
+        "name": "inner",
+        "input": {"shape": [1, 3]},
+        "layers": [{"type": "Sequential", "layers": [{"type": "Identity"}, {"type": "NoFortyTwo"}]}],
+        "custom_layers": [{"name": "NoFortyTwo", "source": source}],
+    }
+    design = Design.model_validate(data)
+    run = real_values(design, define_trusted(design.custom_layers), torch.tensor([[1.0, 42, 3]]))
+    assert run.problem == "layer 1, layer-1/layers/1 (NoFortyTwo) failed on real values: no 42"
+    assert [layer.type for layer in run.layers] == ["Identity"]

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from builder.design import Design, DType, design_key
-from builder.formulas import design_formula, formula
+from builder.design import Design, DType, design_key, find_entry, is_block
+from builder.formulas import block_sum, design_formula, formula
 from builder.inference import ParamInfo, Trace
 from builder.summary import format_shape
 from builder.values import (
@@ -52,10 +52,14 @@ TYPED_HELP = "A list of numbers, as torch.tensor takes it: [1.0, 2, 3], [[1, 2],
 def formula_ui(design: Design, trace: Trace | None, layer_id: str) -> None:
     """Where the layer's parameter count comes from, as a sum of its tensors' shapes, with each term's origin."""
     layer = trace.layer(layer_id) if trace is not None else None
-    if layer is None or layer_id not in {spec.id for spec in design.layers}:
+    located = find_entry(design, layer_id)
+    if layer is None or located is None:
         return
-    spec = design.layers[design.layer_index(layer_id)]
-    shown = design_formula(spec, layer, design.input.dtype)
+    if is_block(located.entry):
+        st.code(f"{located.entry.type}: {block_sum(trace, layer)}", language=None, wrap_lines=True)
+        st.caption("A block's parameters are its layers' parameters: select one of its layers to see its formula.")
+        return
+    shown = design_formula(located.entry, layer, design.input.dtype)
     st.code(shown.text(), language=None, wrap_lines=True)
     if shown.params or shown.buffers:
         with st.expander("Where each term comes from"):
@@ -131,7 +135,7 @@ def _row(number: str, layer_id: str, layer_type: str, values: TensorSummary) -> 
 def value_rows(run: ValueRun) -> list[dict[str, Any]]:
     """The input, then one row per layer that ran: shape, notes, mean, std, min, max, the first values."""
     rows = [_row("", "input", "", run.input)] if run.input is not None else []
-    return rows + [_row(str(v.index + 1), v.id, v.type, v.output) for v in run.layers]
+    return rows + [_row(str(v.index + 1), v.path or v.id, v.type, v.output) for v in run.layers]
 
 
 def _param_rows(layer: LayerValues) -> list[dict[str, Any]]:
@@ -147,27 +151,32 @@ def _param_rows(layer: LayerValues) -> list[dict[str, Any]]:
     ]
 
 
+def _label(layer: LayerValues) -> str:
+    return f"{layer.index + 1} · {layer.type} ({layer.path or layer.id})"
+
+
 def params_ui(design: Design, run: ValueRun, selected: str | None) -> None:
     """A few values of the chosen layer's parameters, with the formula of its count."""
-    with_params = [layer for layer in run.layers if layer.params]
+    with_params = {layer.path or layer.id: layer for layer in run.layers if layer.params}  # paths are unique
     if not with_params:
         st.caption("No layer that ran has parameters.")
         return
-    ids = [layer.id for layer in with_params]
-    index = ids.index(selected) if selected in ids else 0
-    labels = {layer.id: f"{layer.index + 1} · {layer.type} ({layer.id})" for layer in with_params}
+    keys = list(with_params)
+    index = next((i for i, layer in enumerate(with_params.values()) if layer.id == selected), 0)
     # Keyed by the Build page's selection, so picking a layer in the stack shows its parameters here.
+    labels = {key: _label(layer) for key, layer in with_params.items()}
     chosen = st.selectbox(
-        "Parameters of", ids, index=index, key=f"values.layer.{selected}", format_func=labels.__getitem__
+        "Parameters of", keys, index=index, key=f"values.layer.{selected}", format_func=labels.__getitem__
     )
-    layer = run.layer(chosen) or with_params[0]
+    layer = with_params.get(chosen) or with_params[keys[0]]
     st.dataframe(pd.DataFrame(_param_rows(layer)), hide_index=True, width="stretch")
     if layer.more_params:
         st.caption(f"... and {layer.more_params} more parameter tensors.")
         return
-    spec = next((s for s in design.layers if s.id == layer.id), None)
+    located = find_entry(design, layer.id)
+    params = located.entry.params if located is not None and not is_block(located.entry) else {}
     tensors = [ParamInfo(p.name, p.values.shape) for p in layer.params]
-    count = formula(layer.type, spec.params if spec else {}, tensors, inferred=dict(layer.inferred))
+    count = formula(layer.type, params, tensors, inferred=dict(layer.inferred))
     st.caption(f"Parameter count: {count.text()}")
 
 
