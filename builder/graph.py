@@ -5,10 +5,15 @@
 Lazy layers are dashed until a run materializes them, the failing layer is red with its diagnosis, and the layers
 it kept from running are grey.
 
-Nothing of the design becomes DOT syntax: node ids are made here from the layer's position (``layer-1`` is the
-first layer, as in "layer 1 Linear" in an error), so the DOT source is deterministic, and every text (labels,
-types, arguments, shapes, messages) is one line of printable characters, escaped as a quoted DOT string that is
-never read as HTML.
+A block is a cluster (its type, label and ``x N`` when repeated, drawn once) holding its stacks: a Residual or a
+Parallel forks its input to each stack and joins them at a merge node (``+ add``, ``x mul``, ``concat dim=1``);
+an empty stack, the identity, is an edge from the fork to the merge. A block can be drawn collapsed to one node
+(``collapse`` by id, or every block below ``depth``).
+
+Nothing of the design becomes DOT syntax: node ids are made here from positions (``layer-1`` is the first layer,
+as in "layer 1 Linear" in an error; ``layer-5/body/0`` the first entry of its body), so the DOT source is
+deterministic, and every text (labels, types, arguments, shapes, messages) is one line of printable characters,
+escaped as a quoted DOT string that is never read as HTML.
 """
 
 from __future__ import annotations
@@ -16,17 +21,21 @@ from __future__ import annotations
 import reprlib
 import shutil
 import textwrap
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import graphviz
 
+from builder.blocks.merge import merge_label
 from builder.catalog import catalog
+from builder.design import block_dim, block_merge, design_path, is_block
 from builder.summary import UNKNOWN, format_shape
 
 if TYPE_CHECKING:
-    from builder.design import Design, LayerSpec
+    from builder.design import BlockSpec, Design, Entry, LayerSpec
     from builder.inference import LayerTrace, Trace
 
 INPUT_ID = "_input"  # layer nodes are "layer-N"; the underscore keeps these apart
@@ -60,6 +69,13 @@ STATE_ATTRS: dict[NodeState, dict[str, str]] = {
 }
 LAZY_ATTRS: dict[str, str] = {"color": "#3367d6", "fillcolor": "#e8f0fe"}  # until a run materializes it
 UNREACHED_EDGE: dict[str, str] = {"color": "#bdbdbd", "fontcolor": "#9e9e9e"}
+CLUSTER_ATTRS: dict[str, str] = {
+    "style": "rounded,dashed", "color": "#7e57c2", "fontname": "Helvetica", "fontsize": "10", "labeljust": "l",
+}  # fmt: skip
+FAILED_CLUSTER: dict[str, str] = {"color": "#d32f2f", "fontcolor": "#b71c1c"}
+FORK_ATTRS: dict[str, str] = {"shape": "point", "width": "0.08", "color": "#555555"}
+MERGE_ATTRS: dict[str, str] = {"shape": "ellipse", "style": "filled", "fillcolor": "#ede7f6", "color": "#7e57c2"}
+COLLAPSED_ATTRS: dict[str, str] = {"color": "#7e57c2", "fillcolor": "#ede7f6", "peripheries": "2"}
 MAX_TEXT = 300  # characters of any one text shown in a node
 
 _REPR = reprlib.Repr()
@@ -159,34 +175,168 @@ def _is_lazy(spec: LayerSpec, layer: LayerTrace | None, trace: Trace | None) -> 
     return entry is not None and entry.lazy
 
 
-def _layer_node(graph: graphviz.Digraph, index: int, spec: LayerSpec, trace: Trace | None) -> NodeState:
-    layer = trace.layer(spec.id) if trace else None
-    state = _state(index, trace)
+def _failure_lines(trace: Trace | None, attrs: dict[str, str]) -> list[str]:
+    """The diagnosis under a failing node, and its whole message as the node's tooltip."""
+    if trace is None or trace.error is None:
+        return []
+    attrs["tooltip"] = _text(trace.error.message)
+    return _wrap(_printable(f"{trace.error.problem}. {trace.error.hint}".strip()))
+
+
+def _layer_node(
+    graph: graphviz.Digraph, node: str, spec: LayerSpec, layer: LayerTrace | None, state: NodeState, trace: Trace | None
+) -> None:
     lines = _title(spec) + _trace_lines(layer)
     attrs = dict(STATE_ATTRS[state])
     lazy = _is_lazy(spec, layer, trace)
     if lazy and state is NodeState.BUILT:
         attrs.update(LAZY_ATTRS)
-    if state is NodeState.FAILED and trace is not None and trace.error is not None:
-        lines += _wrap(_printable(f"{trace.error.problem}. {trace.error.hint}".strip()))
-        attrs["tooltip"] = _text(trace.error.message)
+    if state is NodeState.FAILED:
+        lines += _failure_lines(trace, attrs)
     attrs["style"] = "rounded,dashed,filled" if lazy else "rounded,filled"
-    graph.node(node_id(index), label=_label(lines), **attrs)
-    return state
+    graph.node(node, label=_label(lines), **attrs)
 
 
-def _edge_shape(spec: LayerSpec, trace: Trace | None) -> str:
-    layer = trace.layer(spec.id) if trace and trace.ran else None
-    return format_shape(layer.output_shape) if layer else UNKNOWN
+def _shape_of(layer: LayerTrace | None, trace: Trace | None) -> str:
+    return format_shape(layer.output_shape) if layer is not None and trace is not None and trace.ran else UNKNOWN
 
 
-def render_graph(design: Design, trace: Trace | None = None) -> graphviz.Digraph:
+def _block_lines(block: BlockSpec, record: LayerTrace | None) -> list[str]:
+    """A block's title: its label, its type with ``x N``, what it merges with, its parameters."""
+    kind = f"{block.type} x {block.repeat}" if block.repeat > 1 else str(block.type)
+    merge = block_merge(block)
+    lines = [block.label] if block.label else []
+    lines.append(f"{kind} ({merge_label(merge, block_dim(block)).lstrip('+x ')})" if merge else kind)
+    if record is not None and record.params:
+        lines.append(f"{record.params:,} params")
+    return lines
+
+
+class _End(NamedTuple):
+    """Where a drawn stack ends: the node to draw the next edge from, the shape on it, and whether it ran."""
+
+    node: str
+    shape: str
+    reached: bool
+
+
+@dataclass
+class _Drawer:
+    """Draws entries into a graph; edges that leave a cluster wait in ``edges`` until it is closed."""
+
+    trace: Trace | None
+    depth: int | None
+    collapse: frozenset[str]
+    records: dict[str, LayerTrace] = field(default_factory=dict)
+    edges: list[tuple[str, str, str, bool]] = field(default_factory=list)
+
+    def state(self, entry: Entry, path: str, record: LayerTrace | None) -> NodeState:
+        """How far an entry inside a block got (a repeated block is drawn once: any copy's failure counts)."""
+        error = self.trace.error if self.trace else None
+        if error is None:
+            return NodeState.BUILT
+        failed_inside = is_block(entry) and design_path(error.path).startswith(design_path(path) + "/")
+        if error.layer_id == entry.id or failed_inside:
+            return NodeState.FAILED
+        return NodeState.BUILT if record is not None else NodeState.UNREACHED
+
+    def edge(self, start: _End, head: str) -> None:
+        self.edges.append((start.node, head, start.shape, start.reached))
+
+    def flush(self, graph: graphviz.Digraph) -> None:
+        for tail, head, shape, reached in self.edges:
+            graph.edge(tail, head, label=_text(shape), **({} if reached else UNREACHED_EDGE))
+        self.edges.clear()
+
+    def stack(self, graph: graphviz.Digraph, entries: tuple[Entry, ...], node: str, path: str, index: int,
+              start: _End, level: int) -> _End:  # fmt: skip
+        """Draw a stack inside a block: ``node`` and ``path`` are its prefixes (``layer-5/body``)."""
+        for position, entry in enumerate(entries):
+            start = self.entry(graph, entry, f"{node}/{position}", f"{path}/{position}", index, start, level)
+        return start
+
+    def entry(self, graph: graphviz.Digraph, entry: Entry, node: str, path: str, index: int, start: _End,
+              level: int, state: NodeState | None = None) -> _End:  # fmt: skip
+        """Draw one entry after ``start``; top-level entries get their state from their position."""
+        record = self.records.get(path)
+        state = state or self.state(entry, path, record)
+        if is_block(entry) and not self.collapsed(entry, level):
+            return self.block(graph, entry, node, path, index, start, level, state)
+        if is_block(entry):
+            self.collapsed_node(graph, node, entry, record, state)
+        else:
+            _layer_node(graph, node, entry, record, state, self.trace)
+        self.edge(start, node)
+        return _End(node, _shape_of(record, self.trace), state is NodeState.BUILT)
+
+    def collapsed(self, block: BlockSpec, level: int) -> bool:
+        return block.id in self.collapse or (self.depth is not None and level >= self.depth)
+
+    def collapsed_node(
+        self, graph: graphviz.Digraph, node: str, block: BlockSpec, record: LayerTrace | None, state: NodeState
+    ) -> None:
+        lines = _block_lines(block, record)
+        attrs = dict(STATE_ATTRS[state]) | (COLLAPSED_ATTRS if state is NodeState.BUILT else {})
+        if state is NodeState.FAILED:
+            lines += _failure_lines(self.trace, attrs)
+        graph.node(node, label=_label(lines), style="rounded,filled", **attrs)
+
+    def block(self, graph: graphviz.Digraph, block: BlockSpec, node: str, path: str, index: int, start: _End,
+              level: int, state: NodeState) -> _End:  # fmt: skip
+        """A cluster holding the block's stacks (its first copy's shapes); a merge joins them, a fork splits x."""
+        record = self.records.get(path)
+        copy = path if block.repeat == 1 else f"{path}#1"
+        attrs = dict(CLUSTER_ATTRS) | (FAILED_CLUSTER if state is NodeState.FAILED else {})
+        with graph.subgraph(name=f"cluster_{node}") as cluster:
+            cluster.attr(label=_label(_block_lines(block, record)), **attrs)
+            merge = block_merge(block)
+            if merge is None:
+                end = self.stack(cluster, block.layers, f"{node}/layers", f"{copy}/layers", index, start, level + 1)
+                if not block.layers:
+                    cluster.node(f"{node}/identity", label=_text("identity"), **FORK_ATTRS)
+                    self.edge(start, f"{node}/identity")
+                    end = _End(f"{node}/identity", start.shape, start.reached)
+            else:
+                end = self.fork_and_merge(cluster, block, node, copy, index, start, level)
+        return _End(end.node, _shape_of(record, self.trace), end.reached and state is NodeState.BUILT)
+
+    def fork_and_merge(self, cluster: graphviz.Digraph, block: BlockSpec, node: str, copy: str, index: int,
+                       start: _End, level: int) -> _End:  # fmt: skip
+        fork, join = f"{node}/fork", f"{node}/merge"
+        cluster.node(fork, label="", **FORK_ATTRS)
+        self.edge(start, fork)
+        forked = _End(fork, start.shape, start.reached)
+        ends = [
+            self.stack(cluster, s.entries, f"{node}/{s.key}", f"{copy}/{s.key}", index, forked, level + 1)
+            for s in block.stacks()
+        ]
+        error = self.trace.error if self.trace else None
+        merged = self.records.get(copy)
+        state = NodeState.BUILT if error is None or merged is not None else NodeState.UNREACHED
+        state = NodeState.FAILED if error is not None and error.layer_id == block.id else state
+        attrs = dict(MERGE_ATTRS) | (STATE_ATTRS[state] if state is not NodeState.BUILT else {})
+        lines = [merge_label(block_merge(block), block_dim(block))]
+        if state is NodeState.FAILED:
+            lines += _failure_lines(self.trace, attrs)
+            attrs |= {"shape": "box", "style": "rounded,filled"}  # the diagnosis reads better in a box
+        cluster.node(join, label=_label(lines), **attrs)
+        for end in ends:
+            self.edge(end, join)
+        return _End(join, UNKNOWN, state is NodeState.BUILT)
+
+
+def render_graph(
+    design: Design, trace: Trace | None = None, depth: int | None = None, collapse: Collection[str] = ()
+) -> graphviz.Digraph:
     """Draw the design top to bottom, annotated with whatever the trace recorded.
 
     Args:
-        design: the design to draw; the layer at position i is node ``layer-{i+1}``.
+        design: the design to draw; the entry at position i is node ``layer-{i+1}``, an entry inside a block is
+            named by its place below it (``layer-5/body/0``).
         trace: None (not built), a construct-only trace (``builder.run.analyze(design, run=False)``) or the
             trace of the dummy forward pass, possibly stopped by an error.
+        depth: draw blocks at this level or deeper collapsed to one node (1: every top-level block); None: none.
+        collapse: ids of blocks to draw collapsed, wherever they stand.
 
     Returns:
         A ``graphviz.Digraph``; ``.source`` is the DOT text, ``write_graph`` saves it.
@@ -195,15 +345,14 @@ def render_graph(design: Design, trace: Trace | None = None) -> graphviz.Digraph
     graph = graphviz.Digraph(name=name, graph_attr=GRAPH_ATTRS, node_attr=NODE_ATTRS, edge_attr=EDGE_ATTRS)
     dtype = design.input.dtype
     graph.node(INPUT_ID, label=_label(["input", f"{format_shape(design.input.shape)} {dtype}"]), **IO_ATTRS)
-    previous, shape, reached = INPUT_ID, format_shape(design.input.shape), True
+    drawer = _Drawer(trace, depth, frozenset(collapse), trace.records() if trace else {})
+    end = _End(INPUT_ID, format_shape(design.input.shape), True)
     for index, spec in enumerate(design.layers):
-        state = _layer_node(graph, index, spec, trace)
-        graph.edge(previous, node_id(index), label=_text(shape), **({} if reached else UNREACHED_EDGE))
-        reached = state is NodeState.BUILT
-        previous, shape = node_id(index), _edge_shape(spec, trace)
-    output = shape if reached and trace is not None and trace.ok else UNKNOWN
+        end = drawer.entry(graph, spec, node_id(index), spec.id, index, end, 1, _state(index, trace))
+        drawer.flush(graph)
+    output = end.shape if end.reached and trace is not None and trace.ok else UNKNOWN
     graph.node(OUTPUT_ID, label=_label(["output", output]), **IO_ATTRS)
-    graph.edge(previous, OUTPUT_ID, label=_text(output), **({} if reached else UNREACHED_EDGE))
+    graph.edge(end.node, OUTPUT_ID, label=_text(output), **({} if end.reached else UNREACHED_EDGE))
     return graph
 
 

@@ -99,6 +99,10 @@ class LayerTrace:
         """True if the layer held uninitialized parameters before the forward pass."""
         return any(p.shape is None for p in self.params_before)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (a row of the CLI's --json); ``path`` only inside a block."""
+        return _layer_dict(self) | ({"path": self.path} if self.path else {})
+
 
 @dataclass(frozen=True)
 class Trace:
@@ -384,7 +388,7 @@ def _entry_path(copy_path: str, stack: Stack, position: int) -> str:
 def _block_record(
     index: int, block: BlockSpec, path: str, parts: list[LayerTrace], shapes: tuple[Shape | None, Shape | None]
 ) -> LayerTrace:
-    """A block's (or a copy's) record: totals of its parts; ``parts`` are its entries' records or its copies'."""
+    """A copy's record: totals of its parts (its entries' records and its merge's)."""
     return LayerTrace(
         index=index,
         id=block.id,
@@ -395,8 +399,17 @@ def _block_record(
         flops=sum(p.flops for p in parts),
         param_bytes=sum(p.param_bytes for p in parts),
         activation_bytes=sum(p.activation_bytes for p in parts),
-        notes=(f"{block.repeat} copies, each with its own parameters",) if block.repeat > 1 else (),
         path=path,
+    )
+
+
+def _whole_record(
+    index: int, block: BlockSpec, path: str, copies: list[LayerTrace], shapes: tuple[Shape | None, Shape | None]
+) -> LayerTrace:
+    """A block's record: the totals of all its copies."""
+    record = _block_record(index, block, path, copies, shapes)
+    return (
+        replace(record, notes=(f"{block.repeat} copies, each with its own parameters",)) if len(copies) > 1 else record
     )
 
 
@@ -433,7 +446,7 @@ class _Inspector:
             copies.append(_block_record(index, block, copy_path, parts, (None, None)))
         if block.repeat > 1:
             self.inner += copies
-        return _block_record(index, block, path, copies, (None, None))
+        return _whole_record(index, block, path, copies, (None, None))
 
 
 def inspect_design(design: Design, custom: Mapping[str, type[nn.Module]] | None = None) -> Trace:
@@ -524,7 +537,7 @@ class _Tracer:
             copies.append(record)
         if block.repeat > 1:
             self.inner += copies
-        return _block_record(index, block, path, copies, (start, tuple(x.shape))), x
+        return _whole_record(index, block, path, copies, (start, tuple(x.shape))), x
 
     def copy(self, index: int, block: BlockSpec, x: torch.Tensor, path: str) -> tuple[LayerTrace, torch.Tensor]:
         """One copy: each stack on ``x``, then the merge (a Sequential's output is its stack's)."""
