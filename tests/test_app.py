@@ -16,6 +16,7 @@ from builder.examples import load_example
 from builder.export import ExportStyle, export_code
 from builder.inference import infer_shapes
 from builder.share import decode_design, encode_design
+from tests.page_text import shown
 
 TIMEOUT = 30
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -105,7 +106,7 @@ def test_layer_by_layer_run_ends_with_the_full_graph(at):
 
 
 def test_live_mode_reinfers_after_an_edit(at):
-    at.selectbox(key="selected_layer").set_value("layer-3").run()
+    at.button(key="select.layer-3").click().run()
     at.toggle(key="live").set_value(True).run()
     assert "(2, 10)" in graph_source(at)
     field(at, "layer-3", "out_features").set_value(5).run()
@@ -125,7 +126,7 @@ def test_click_to_add_appends_and_selects_the_layer(at):
     at.selectbox(key="add_type").set_value("GELU").run()
     at.button(key="add_layer").click().run()
     assert types(at) == [*SEED_TYPES, "GELU"]
-    assert at.selectbox(key="selected_layer").value == design(at).layers[-1].id
+    assert at.session_state["selected_layer"] == design(at).layers[-1].id
 
 
 def test_search_filters_the_palette_across_groups(at):
@@ -139,22 +140,22 @@ def test_search_filters_the_palette_across_groups(at):
 
 
 def test_remove_duplicate_and_move_buttons(at):
-    at.selectbox(key="selected_layer").set_value("layer-2").run()
+    at.button(key="select.layer-2").click().run()
     at.button(key="duplicate").click().run()
     assert types(at) == ["LazyLinear", "ReLU", "ReLU", "LazyLinear"]
-    copy = at.selectbox(key="selected_layer").value
+    copy = at.session_state["selected_layer"]
     assert copy == design(at).layers[2].id
     at.button(key="move_up").click().run()
     assert [layer.id for layer in design(at).layers][1] == copy
     at.button(key="remove").click().run()
     assert types(at) == SEED_TYPES
-    at.selectbox(key="selected_layer").set_value("layer-1").run()
+    at.button(key="select.layer-1").click().run()
     at.button(key="move_down").click().run()
     assert types(at) == ["ReLU", "LazyLinear", "LazyLinear"]
 
 
 def test_widget_keys_follow_the_layer_not_its_position(at):
-    at.selectbox(key="selected_layer").set_value("layer-3").run()
+    at.button(key="select.layer-3").click().run()
     at.button(key="move_up").click().run()
     assert [layer.id for layer in design(at).layers] == ["layer-1", "layer-3", "layer-2"]
     assert field(at, "layer-3", "out_features").value == 10
@@ -184,7 +185,7 @@ def test_a_drop_from_the_palette_copies_the_layer_into_the_stack(at):
     after = at.session_state["sortables_rendered"]
     assert after["key"] != before["key"], "the component must be re-mounted"
     assert after["containers"][0]["items"] == before["containers"][0]["items"], "the palette keeps its items"
-    assert at.selectbox(key="selected_layer").value == design(at).layers[1].id
+    assert at.session_state["selected_layer"] == design(at).layers[1].id
 
 
 def test_a_drop_reorders_and_trashes(at):
@@ -194,12 +195,12 @@ def test_a_drop_reorders_and_trashes(at):
 
 
 def test_inspector_field_applies_at_once_and_validates(at):
-    at.selectbox(key="selected_layer").set_value("layer-1").run()
+    at.button(key="select.layer-1").click().run()
     field(at, "layer-1", "out_features").set_value(128).run()
     assert design(at).layers[0].params["out_features"] == 128
     field(at, "layer-1", "out_features").set_value(0).run()
     assert design(at).layers[0].params["out_features"] == 128
-    assert any("must be at least 1, got 0" in c.value for c in at.caption)
+    assert "must be at least 1, got 0" in shown(at.caption)
     field(at, "layer-1", "bias").uncheck().run()
     assert design(at).layers[0].params["bias"] is False
 
@@ -213,7 +214,7 @@ def test_text_fields_for_tuples(at):
     assert design(at).layers[-1].params["kernel_size"] == [3, 5]
     field(at, conv, "kernel_size").input("3, x").run()
     assert design(at).layers[-1].params["kernel_size"] == [3, 5]
-    assert any("'x' is not a number" in c.value for c in at.caption)
+    assert "'x' is not a number" in shown(at.caption)
     field(at, conv, "padding_mode").set_value("reflect").run()
     assert design(at).layers[-1].params["padding_mode"] == "reflect"
 
@@ -225,7 +226,7 @@ def test_input_shape_dtype_and_presets(at):
     shape = next(w for w in at.text_input if w.key.startswith("input_shape."))
     shape.input("4, twenty").run()
     assert design(at).input.shape == (4, 20)
-    assert any("'twenty' is not a whole number" in c.value for c in at.caption)
+    assert "'twenty' is not a whole number" in shown(at.caption)
     preset = next(w for w in at.selectbox if w.key.startswith("input_preset."))
     preset.set_value("MNIST (1, 1, 28, 28)").run()
     assert design(at).input.shape == (1, 1, 28, 28)
@@ -236,7 +237,7 @@ def test_input_shape_dtype_and_presets(at):
 
 def test_undo_and_redo_every_edit(at):
     at.button(key="add_layer").click().run()
-    at.selectbox(key="selected_layer").set_value("layer-1").run()
+    at.button(key="select.layer-1").click().run()
     field(at, "layer-1", "out_features").set_value(64).run()
     assert len(types(at)) == 4
     button(at, "Undo").click().run()
@@ -251,7 +252,7 @@ def test_undo_and_redo_every_edit(at):
 def test_an_error_is_explained_and_fixed_in_one_click():
     at = open_app({"design": encode_design(design_from_dict(BROKEN))})
     run_forward(at)
-    assert "expected in_features=30" in at.error[0].value
+    assert "expected in_features=30" in shown(at.error[:1])
     dot = graph_source(at)
     assert 'label="(2, 20)"' in dot  # the input edge keeps its shape
     fix = button(at, "Fix: set in_features=20")
@@ -286,7 +287,7 @@ def test_a_shared_link_restores_the_design():
 def test_a_broken_link_opens_the_seed_with_a_message():
     at = open_app({"design": "garbage!"})
     assert types(at) == SEED_TYPES
-    assert "design link" in at.error[0].value
+    assert "design link" in shown(at.error[:1])
 
 
 # ---------------------------------------------------------------- export page
@@ -309,7 +310,7 @@ def test_export_page_shows_exactly_the_core_export():
 
 def test_export_page_with_a_failing_design_still_exports():
     at = open_app({"design": encode_design(design_from_dict(BROKEN))}, page="pages/export.py")
-    assert "expected in_features=30" in at.warning[0].value
+    assert "expected in_features=30" in shown(at.warning[:1])
     assert "nn.Linear(30, 8" in at.code[0].value.replace("in_features=", "").replace("out_features=", "")
     assert at.toggle(key="export_materialize").disabled
 
