@@ -23,6 +23,7 @@ from builder.design import Design, design_from_dict, dump_design
 from builder.examples import load_example
 from builder.inference import Trace, infer_shapes, inspect_design
 from builder.share import decode_design, encode_design
+from ui import state
 from ui.state import BAD_LINK
 from ui.text import WORD_JOINER, plain
 
@@ -88,6 +89,7 @@ class Spy:
 def spy(monkeypatch) -> Spy:
     spy = Spy()
     monkeypatch.setattr(builder_run, "analyze", spy)
+    state._trace.clear()  # the trace cache is shared by every session (and test) in this process
     return spy
 
 
