@@ -435,34 +435,21 @@ def _run_layers(
     return runner.layers, ""
 
 
-def unavailable(design: Design) -> str:
-    """Why real values cannot run for this design here, or "" when they can."""
-    if design.custom_layers:
-        return f"{CUSTOM_ONLY_IN_SANDBOX} ({', '.join(design.custom_names())})"
-    return ""
+def run_values(design: Design, value_input: ValueInput, session: str | None = None) -> ValueRun:
+    """Real values for a design (the app's and the CLI's entry point).
 
-
-def run_values(design: Design, value_input: ValueInput) -> ValueRun:
-    """Real values for a design of built-in layers, in this process (the app's and the CLI's entry point).
-
-    Designs with custom layers are refused here (``unavailable``): their code runs only in the sandbox, which is
-    to call ``real_values`` in its job process.
+    Built-in layers run in this process; a design with custom layers runs in the sandbox
+    (``builder.sandbox.values_in_worker``), which calls ``real_values`` in its job process.
     """
-    reason = unavailable(design)
-    if reason:
-        return ValueRun(None, problem=reason, seed=value_input.seed)
+    if design.custom_layers:
+        from builder import sandbox
+
+        return sandbox.values_in_worker(design, value_input, session=session)
     try:
         x = make_input(value_input, token_range(design))
     except ValueError as error:
         return ValueRun(None, problem=str(error), seed=value_input.seed)
     return real_values(design, {}, x, value_input.seed)
-
-
-CUSTOM_ONLY_IN_SANDBOX = (
-    "real values are available for built-in layers only for now: custom layers' code runs only in the sandbox, "
-    "which does not run real values yet. Remove the custom layers from a copy of the design to see the built-in "
-    "ones' values"
-)
 
 
 # ---------------------------------------------------------------- plain data both ways

@@ -205,11 +205,15 @@ def test_a_layer_failing_on_real_values_is_named_and_the_layers_before_keep_thei
     assert run.problem == "layer 2 (NoFortyTwo) failed on real values: 42 is not allowed"
 
 
-def test_designs_with_custom_layers_are_not_run_in_this_process(centered) -> None:
+def test_designs_with_custom_layers_run_their_values_in_the_sandbox(centered, monkeypatch) -> None:
+    """The book's CenteredLayer check, through the sandbox: [1, 2, 3, 4, 5] becomes [-2, -1, 0, 1, 2]."""
     design, _ = centered
-    run = run_values(design, ValueInput(shape=design.input.shape))
-    assert not run.ok and not run.layers and run.input is None
-    assert "built-in layers only" in run.problem and "CenteredLayer" in run.problem
+    monkeypatch.setattr("builder.custom.define_trusted", None)  # nothing may define the code in this process
+    one = Design(name="c", input=InputSpec(shape=(5,)), layers=design.layers[-1:], custom_layers=design.custom_layers)
+    typed = ValueInput(InputKind.TYPED, (5,), text="[1.0, 2, 3, 4, 5]")
+    run = run_values(one, typed)
+    assert run.ok, run.problem
+    assert run.layers[-1].output.first == (-2.0, -1.0, 0.0, 1.0, 2.0)
 
 
 def test_run_values_runs_a_built_in_design_with_token_ids() -> None:

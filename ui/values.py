@@ -33,7 +33,6 @@ from builder.values import (
     format_value,
     parse_values,
     run_values,
-    unavailable,
 )
 from ui import state
 from ui.text import plain
@@ -113,8 +112,8 @@ def run_key(design: Design, value_input: ValueInput) -> str:
 
 
 @st.cache_resource(max_entries=32, show_spinner="Running real values on the CPU...")
-def _values(key: str, _design: Design, _value_input: ValueInput) -> ValueRun:
-    return run_values(_design, _value_input)
+def _values(key: str, _design: Design, _value_input: ValueInput, _session: str | None) -> ValueRun:
+    return run_values(_design, _value_input, session=_session)
 
 
 def _row(number: str, layer_id: str, layer_type: str, values: TensorSummary) -> dict[str, Any]:
@@ -207,10 +206,6 @@ def values_ui(design: Design, trace: Trace | None, selected: str | None = None) 
         return
     st.subheader("Real values")
     st.caption(EXPLANATION)
-    reason = unavailable(design)
-    if reason:
-        st.info(plain(reason[0].upper() + reason[1:] + "."), icon=":material/info:")
-        return
     value_input = input_ui(design)
     clicked = st.button(
         "Run with real values",
@@ -225,6 +220,6 @@ def values_ui(design: Design, trace: Trace | None, selected: str | None = None) 
     if clicked:
         st.session_state[RAN] = key
     if st.session_state.get(RAN) == key:
-        results_ui(design, _values(key, design, value_input), selected)
+        results_ui(design, _values(key, design, value_input, state.session_id()), selected)
     elif st.session_state.get(RAN):
         st.caption("The design or the input changed since the last run: run again to see its values.")

@@ -58,6 +58,7 @@ __all__ = [
     "settings",
     "shutdown",
     "trace_in_worker",
+    "values_in_worker",
     "warm_up",
     "worker_pid",
     "worker_pids",
@@ -145,13 +146,7 @@ def _run(design: Design, run: bool, session: str | None, static_check: bool = Tr
     """Run a job; (checked result dict or None, outcome)."""
     current = settings()
     outcome = pool.POOL.run(_job(design, run, current, static_check), current, session)
-    if outcome.result is None or outcome.ending.get("leftovers"):
-        return None, outcome
-    try:
-        return results.job_result(outcome.result, design), outcome
-    except results.ResultError as error:
-        outcome.bad_reply = str(error)
-        return None, outcome
+    return _checked(outcome, design), outcome
 
 
 def simulate_escape(source: str, os_limits: bool = True) -> tuple[tuple[str, ...] | None, pool.Outcome]:
@@ -249,6 +244,69 @@ def trace_in_worker(design: Design, run: bool = True, session: str | None = None
     if "timeout" in result:
         raise DesignError(f"tracing the design took longer than {settings().timeout:g} s; try a smaller input shape")
     raise SandboxError(_unexpected(result))
+
+
+def values_in_worker(design: Design, value_input: Any, session: str | None = None) -> Any:
+    """Run a design with custom layers on real values in the sandbox (``builder.values.real_values`` there).
+
+    Args:
+        design: the design; its custom layers are defined in the job's process as for a trace.
+        value_input: a ``builder.values.ValueInput`` (random of a shape, or typed values, and a seed).
+        session: who asks (see ``trace_in_worker``).
+
+    Returns:
+        A ``builder.values.ValueRun``, rebuilt and checked from the job's plain-data reply; a layer that fails,
+        hangs or is refused comes back as the run's ``problem``.
+    """
+    from builder.values import ValueRun
+
+    def refused(problem: str) -> ValueRun:
+        return ValueRun(None, problem=problem, seed=value_input.seed)
+
+    if design.custom_layers and not custom_code_enabled():
+        return refused(disabled_message())
+    try:
+        validate_design(design)
+        require_valid(design.custom_layers)
+        current = settings()
+        job = _job(design, True, current) | {"values": _value_input_data(value_input)}
+        outcome = pool.POOL.run(job, current, session)
+    except DesignError as error:
+        return refused(str(error))
+    result = _checked(outcome, design)
+    if result is None:
+        return refused(str(_stopped(outcome, ", ".join(design.custom_names()))))
+    if "values" in result:
+        try:
+            return ValueRun.from_dict(result["values"])
+        except ValueError as error:
+            return refused(f"the sandbox sent back values that are not a result ({error})")
+    if "problems" in result:
+        return refused(str(result["problems"][0]))
+    if "timeout" in result:
+        return refused(f"the run did not finish within {settings().timeout:g} s; try a smaller input")
+    return refused(result.get("design_error") or _unexpected(result))
+
+
+def _value_input_data(value_input: Any) -> dict[str, Any]:
+    return {
+        "kind": str(value_input.kind.value),
+        "shape": [int(size) for size in value_input.shape],
+        "dtype": str(value_input.dtype.value),
+        "text": str(value_input.text),
+        "seed": int(value_input.seed),
+    }
+
+
+def _checked(outcome: pool.Outcome, design: Design) -> dict[str, Any] | None:
+    """The outcome's result, rebuilt and checked; None when there is none to trust."""
+    if outcome.result is None or outcome.ending.get("leftovers"):
+        return None
+    try:
+        return results.job_result(outcome.result, design)
+    except results.ResultError as error:
+        outcome.bad_reply = str(error)
+        return None
 
 
 def _stopped_trace(design: Design, problem: CodeProblem, outcome: pool.Outcome, run: bool) -> Trace:

@@ -34,11 +34,12 @@ from typing import Any
 
 from torch import nn
 
-from builder.design import CustomLayerSpec, DesignError, load_design
-from builder.inference import infer_shapes, inspect_design, needs_values
+from builder.design import CustomLayerSpec, DesignError, DType, load_design
+from builder.inference import infer_shapes, inspect_design, needs_values, token_range
 from builder.sandbox import restrict, syscalls
 from builder.sandbox.protocol import ESCAPE_TESTS_ENV, PROGRESS, RESULT
 from builder.sandbox.static import CodeProblem, check_source
+from builder.values import InputKind, ValueInput, make_input, real_values
 
 MAX_OUTPUT = 10_000  # characters of print() output kept per job
 # Audit events custom code may trigger (pure computation); every other event is refused.
@@ -256,8 +257,8 @@ def prepare(job: dict[str, Any]) -> tuple[Any, dict[str, types.CodeType], list[C
     return design, codes, problems
 
 
-def run_trace(design: Any, codes: dict[str, types.CodeType], run: bool) -> dict[str, Any]:
-    """Define the design's custom layers and trace it; the result dict the caller receives."""
+def define_all(design: Any, codes: dict[str, types.CodeType]) -> dict[str, type[nn.Module]] | list[CodeProblem]:
+    """Every custom layer's guarded class, or the problems that stopped their definitions."""
     classes: dict[str, type[nn.Module]] = {}
     problems: list[CodeProblem] = []
     for spec in design.custom_layers:
@@ -266,8 +267,34 @@ def run_trace(design: Any, codes: dict[str, types.CodeType], run: bool) -> dict[
             problems.append(defined)
         else:
             classes[spec.name] = defined
-    if problems:
-        return {"problems": tuple(problems)}
+    return problems or classes
+
+
+def value_input(design: Any, data: dict[str, Any]) -> Any:
+    """The real input of a values job (before the lock-down: typed values are parsed, which compiles)."""
+    spec = ValueInput(
+        kind=InputKind(data["kind"]),
+        shape=tuple(data["shape"]),
+        dtype=DType(data["dtype"]),
+        text=data["text"],
+        seed=data["seed"],
+    )
+    return make_input(spec, token_range(design)), spec.seed
+
+
+def run_values(design: Any, codes: dict[str, types.CodeType], x: Any, seed: int) -> dict[str, Any]:
+    """Run the design on a real input (``builder.values``); the result holds plain data only."""
+    classes = define_all(design, codes)
+    if isinstance(classes, list):
+        return {"problems": tuple(classes)}
+    return {"values": real_values(design, classes, x, seed).to_dict()}
+
+
+def run_trace(design: Any, codes: dict[str, types.CodeType], run: bool) -> dict[str, Any]:
+    """Define the design's custom layers and trace it; the result dict the caller receives."""
+    classes = define_all(design, codes)
+    if isinstance(classes, list):
+        return {"problems": tuple(classes)}
     trace = infer_shapes(design, classes) if run else inspect_design(design, classes)
     failure = _JOB.failures.get(trace.error.layer_type) if trace.error else None
     if failure is not None:
@@ -385,13 +412,14 @@ def run_job(job: dict[str, Any], write_fd: int, devnull: int) -> None:
         return
     try:
         design, codes, problems = prepare(job)
-    except DesignError as error:
+        values = value_input(design, job["values"]) if "values" in job else None
+    except (DesignError, ValueError) as error:
         result: dict[str, Any] = {"design_error": str(error)}
     else:
         lock_down(job, frozenset(codes.values()))
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, job["timeout"])
-        result = {"problems": tuple(problems)} if problems else _traced(design, codes, job["run"], output)
+        result = {"problems": tuple(problems)} if problems else _traced(design, codes, job, values, output)
         signal.setitimer(signal.ITIMER_REAL, 0)
     result["output"] = output.getvalue()
     _JOB.channel.send_bytes(RESULT + pickle.dumps(result))
@@ -418,11 +446,13 @@ def simulate_escape(job: dict[str, Any]) -> dict[str, Any]:
     return {"raw": tuple(str(line)[:2_000] for line in report[:200]), "output": ""}
 
 
-def _traced(design: Any, codes: dict[str, types.CodeType], run: bool, output: _BoundedText) -> dict[str, Any]:
-    """Run the trace with print() captured; every outcome becomes a result dict."""
+def _traced(
+    design: Any, codes: dict[str, types.CodeType], job: dict[str, Any], values: Any, output: _BoundedText
+) -> dict[str, Any]:
+    """Run the trace (or the real-values run) with print() captured; every outcome becomes a result dict."""
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         try:
-            result = run_trace(design, codes, run)
+            result = run_values(design, codes, *values) if values is not None else run_trace(design, codes, job["run"])
         except DesignError as error:
             result = {"design_error": str(error)}
         except _Timeout as error:

@@ -34,6 +34,7 @@ MAX_ITEMS = 256
 MAX_PARAMS = 4_096
 MAX_DEPTH = 4
 MAX_LAYERS = 100_000
+MAX_TREE_DEPTH = 10
 MAX_VALUES = 500_000  # values checked per reply: memo-shared containers cannot make the check itself slow
 _BUDGET: contextvars.ContextVar[list[int]] = contextvars.ContextVar("budget")
 
@@ -132,6 +133,20 @@ def plain(value: Any, where: str, depth: int = 0) -> Any:
         return type(value)(plain(v, where, depth + 1) for v in items(value, where, type(value)))
     if type(value) is dict:
         return {text(k, where, 200): plain(v, where, depth + 1) for k, v in items(value, where, dict).items()}
+    raise ResultError(f"{where}: {type(value).__name__} is not plain data")
+
+
+def tree(value: Any, where: str, depth: int = 0) -> Any:
+    """JSON-like data of any width (within the reply's value budget), at most ``MAX_TREE_DEPTH`` deep."""
+    _spend()
+    if value is None or type(value) in (bool, float, int, str):
+        return plain(value, where)
+    if depth >= MAX_TREE_DEPTH:
+        raise ResultError(f"{where}: nested too deeply")
+    if type(value) in (list, tuple):
+        return [tree(v, where, depth + 1) for v in items(value, where, type(value), MAX_LAYERS)]
+    if type(value) is dict:
+        return {text(k, where, 200): tree(v, where, depth + 1) for k, v in items(value, where, dict, 1_000).items()}
     raise ResultError(f"{where}: {type(value).__name__} is not plain data")
 
 
@@ -262,6 +277,8 @@ def job_result(obj: Any, design: Design) -> dict[str, Any]:
         result["problems"] = tuple(code_problem(p) for p in items(obj["problems"], "problems", limit=64))
     elif "design_error" in obj:
         result["design_error"] = text(obj["design_error"], "design_error")
+    elif "values" in obj:
+        result["values"] = tree(obj["values"], "values")
     elif "raw" in obj:
         result["raw"] = tuple(text(line, "raw") for line in items(obj["raw"], "raw"))
     elif "timeout" in obj:

@@ -33,6 +33,7 @@ from builder.design import CustomLayerSpec, Design, InputSpec, LayerSpec
 from builder.inference import infer_shapes, inspect_design
 from builder.sandbox import child, syscalls
 from builder.sandbox.protocol import DONE, GRACE, JAIL_ENV, JOB_TAGS, MAX_MESSAGE, READY, RESULT, frame
+from builder.values import InputKind
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -47,6 +48,9 @@ class Gate(nn.Module):
             return F.relu(X) * self.scale
         return X - X.mean()
 """
+
+
+WARM_UP_VALUES = {"kind": InputKind.RANDN.value, "shape": [2, 3, 8, 8], "dtype": "float32", "text": "", "seed": 0}
 
 
 def warm_up() -> None:
@@ -74,6 +78,9 @@ def warm_up() -> None:
     for trace in (infer_shapes(design, {"Gate": gate}), inspect_design(design, {"Gate": gate})):
         if trace.error is not None:
             raise RuntimeError(f"the sandbox warm-up design fails: {trace.error.message}")
+    values = child.run_values(design, {"Gate": code}, *child.value_input(design, WARM_UP_VALUES))
+    if "values" not in values or values["values"].get("problem"):
+        raise RuntimeError(f"the sandbox warm-up real-values run fails: {values}")
     child._JOB.failures.clear()
     child._JOB.last_progress = None
 
