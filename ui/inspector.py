@@ -21,6 +21,7 @@ from builder.edit import INPUT_PRESETS, parse_shape, set_input, set_param
 from builder.forms import Field, field_for, field_text, parse_field, same_value
 from ui import state
 from ui.text import plain
+from ui.values import formula_ui
 
 MANUAL_PRESET = "custom shape"
 
@@ -97,6 +98,9 @@ def _help(spec: ParamSpec) -> str:
     return f"{spec.kind}; {default}"
 
 
+REFERENCE_PAGE = "pages/reference.py"
+
+
 def inspector_ui(design: Design, layer_id: str) -> None:
     """A form generated from the selected layer's catalog entry; each change applies at once."""
     spec = design.layers[design.layer_index(layer_id)]
@@ -106,6 +110,9 @@ def inspector_ui(design: Design, layer_id: str) -> None:
         return
     entry = catalog().get(spec.type)
     st.markdown(f"**{spec.type}**: {entry.summary} [docs]({entry.doc_url})" if entry else f"**{plain(spec.type)}**")
+    if entry is not None:
+        st.page_link(REFERENCE_PAGE, label=f"{spec.type} in the layer reference", query_params={"layer": spec.type})
+    formula_ui(design, state.trace_of(design, run=state.ran(design)), layer_id)
     if entry is None:
         custom_inspector_ui(design, layer_id)
         return
