@@ -117,11 +117,13 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        _emit(json.dumps(trace.to_dict(), indent=2), None)
+        from builder.summary import summary_json
+
+        _emit(json.dumps(summary_json(design, trace), indent=2), None)
     else:
         from builder.summary import format_summary
 
-        _emit(format_summary(trace, show_error=False), None)
+        _emit(format_summary(trace, show_error=False, design=design, depth=args.depth), None)
     return _report(trace)
 
 
@@ -149,7 +151,10 @@ def run_graph(args: argparse.Namespace) -> int:
     trace = trace_design(design, args.trust)
     from builder.graph import GraphError, render_graph, write_graph  # graphviz: only for this command
 
-    graph = render_graph(design, trace)
+    unknown = [block_id for block_id in args.collapse if block_id not in _block_ids(design)]
+    if unknown:
+        raise CommandError(f"--collapse {unknown[0]}: the design has no block with this id; {_blocks_hint(design)}")
+    graph = render_graph(design, trace, depth=args.depth, collapse=args.collapse)
     if args.output is None:
         _emit(graph.source, None)
     else:
@@ -159,6 +164,25 @@ def run_graph(args: argparse.Namespace) -> int:
             raise CommandError(str(error)) from None
         print(f"wrote {args.output}", file=sys.stderr)
     return _report(trace)
+
+
+def _block_ids(design: Design) -> list[str]:
+    """The ids of the design's blocks, in the order they stand."""
+    from builder.design import is_block, walk
+
+    return [located.entry.id for located in walk(design.layers) if is_block(located.entry)]
+
+
+def _blocks_hint(design: Design) -> str:
+    ids = _block_ids(design)
+    return f"its blocks: {', '.join(ids[:20])}" if ids else "it has no blocks"
+
+
+def depth_arg(text: str) -> int:
+    """argparse type for --depth: a whole number from 1."""
+    if not text.isdigit() or int(text) < 1 or len(text) > 6:
+        raise argparse.ArgumentTypeError(f"{printable(text[:40])!r} is not a depth; give a whole number from 1")
+    return int(text)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -200,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     register_import_command(commands)  # `import FILE.py`: reads code into a design (builder.cli_import)
     register_doctor_command(commands)  # `doctor`: what this machine offers (builder.doctor)
     sub["summary"].add_argument("--json", action="store_true", help="print the trace as JSON")
+    sub["summary"].add_argument(
+        "--depth", type=depth_arg, metavar="N", help="levels of blocks to show (1: top-level entries only)"
+    )
+    sub["graph"].add_argument(
+        "--depth", type=depth_arg, metavar="N", help="draw blocks at level N and below as one node each"
+    )
+    sub["graph"].add_argument(
+        "--collapse", action="append", default=[], metavar="ID", help="draw this block as one node (repeatable)"
+    )
     sub["export"].add_argument("-o", "--output", metavar="FILE", help="write the code here (default: stdout)")
     sub["export"].add_argument("--style", choices=EXPORT_STYLES, default=EXPORT_STYLES[0], help="code layout")
     sub["export"].add_argument(

@@ -20,7 +20,6 @@ import keyword
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from typing import Any
@@ -28,8 +27,9 @@ from typing import Any
 import black
 from torch import nn
 
-from builder.adapters import CALLS, Stackable
-from builder.catalog import CallStyle, LayerEntry, call_style, catalog
+from builder import adapters
+from builder.blocks.codegen import HELPERS, CodeWriter, unmarked
+from builder.catalog import LayerEntry, catalog
 from builder.design import RESERVED_NAMES, Design, DType, LayerSpec, source_bindings, validate_design
 from builder.inference import LayerTrace, Trace, token_range, torch_params
 
@@ -88,16 +88,6 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 '''
-
-
-@dataclass(frozen=True)
-class _Layer:
-    """One layer as it is written out: the class used, its constructor call, how it is called, its output shape."""
-
-    type: str
-    expr: str
-    style: CallStyle
-    shape: Shape | None
 
 
 def _literal(value: Any) -> str:
@@ -166,7 +156,7 @@ def _check_materializable(design: Design, trace: Trace | None) -> Trace:
     return trace
 
 
-def _resolve(spec: LayerSpec, ran: LayerTrace | None, materialize: bool) -> tuple[str, dict[str, Any]]:
+def resolve_layer(spec: LayerSpec, ran: LayerTrace | None, materialize: bool) -> tuple[str, dict[str, Any]]:
     """The class and arguments to write: a lazy layer becomes its concrete class with the inferred sizes."""
     entry = catalog().get(spec.type)
     if not (materialize and ran is not None and entry is not None and entry.lazy):
@@ -177,43 +167,16 @@ def _resolve(spec: LayerSpec, ran: LayerTrace | None, materialize: bool) -> tupl
     return concrete, {**defaults, **ran.inferred, **spec.params}
 
 
-def _layers(design: Design, trace: Trace | None, materialize: bool) -> list[_Layer]:
-    layers = []
-    for spec in design.layers:
-        ran = trace.layer(spec.id) if trace else None
-        layer_type, params = _resolve(spec, ran, materialize)
-        shape = ran.output_shape if ran else None
-        layers.append(_Layer(layer_type, layer_source(layer_type, params), call_style(spec.type, spec.params), shape))
-    return layers
-
-
-def _comment(layer: _Layer) -> str:
-    return f"  # -> {tuple(int(size) for size in layer.shape)!r}" if layer.shape is not None else ""
-
-
-def _stackable(layer: _Layer) -> str:
-    """The sequential item: the layer, wrapped in Stackable when it takes several inputs or returns a tuple."""
-    if layer.style is CallStyle.SINGLE:
-        return layer.expr
-    n_inputs, first_output = CALLS[layer.style]
-    args = [layer.expr]
-    if n_inputs != 1:
-        args.append(f"n_inputs={n_inputs}")
-    if first_output:
-        args.append("first_output=True")
-    return f"Stackable({', '.join(args)})"
-
-
 def _returned(expr: str, design: Design) -> str:
     return f"{expr}.double()" if design.input.dtype is DType.FLOAT64 else expr
 
 
-def _sequential(design: Design, layers: list[_Layer]) -> str:
-    items = "".join(f"    {_stackable(layer)},{_comment(layer)}\n" for layer in layers)
+def _sequential(design: Design, writer: CodeWriter) -> str:
+    items = writer.stack_items(design.layers, "")
     return (
         "def build_model() -> nn.Module:\n"
         f'    """Build the {_title(design)} model."""\n'
-        f"    model = nn.Sequential(\n{items}    )\n"
+        f"    model = nn.Sequential(\n{unmarked(items)}    )\n"
         f"    return {_returned('model', design)}\n"
     )
 
@@ -258,25 +221,16 @@ def class_name(design: Design) -> str:
     return _name(name)
 
 
-def _forward_line(attribute: str, layer: _Layer) -> str:
-    """``x = self.linear1(x)``; tuple results unpacked (``x, _ = self.lstm1(x)``), x repeated for each input."""
-    n_inputs, first_output = CALLS[layer.style]
-    target = "x, _" if first_output else "x"
-    return f"        {target} = self.{attribute}({', '.join(['x'] * n_inputs)}){_comment(layer)}\n"
-
-
-def _module(design: Design, layers: list[_Layer]) -> str:
+def _module(design: Design, writer: CodeWriter) -> str:
     name = class_name(design)
-    attributes = attribute_names([layer.type for layer in layers])
-    assigns = "".join(f"        self.{_name(a)} = {layer.expr}\n" for a, layer in zip(attributes, layers, strict=True))
-    calls = "".join(_forward_line(a, layer) for a, layer in zip(attributes, layers, strict=True))
+    assigns, calls = writer.chain([(entry, entry.id) for entry in design.layers])
     return (
         f"class {name}(nn.Module):\n"
         f'    """The {_title(design)} model."""\n\n'
         "    def __init__(self) -> None:\n"
-        f"        super().__init__()\n{assigns}\n"
+        f"        super().__init__()\n{unmarked(assigns)}\n"
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
-        f"{calls}        return x\n\n\n"
+        f"{unmarked(calls)}        return x\n\n\n"
         "def build_model() -> nn.Module:\n"
         f'    """Build the {_title(design)} model."""\n'
         f"    return {_returned(f'{name}()', design)}\n"
@@ -344,13 +298,10 @@ def _custom_sources(design: Design) -> tuple[list[str], list[str]]:
     return sources, sorted(features)
 
 
-def _needs_stackable(layers: list[_Layer], style: ExportStyle) -> bool:
-    return style is ExportStyle.SEQUENTIAL and any(layer.style is not CallStyle.SINGLE for layer in layers)
-
-
 @cache
-def _stackable_source() -> str:
-    return _format(inspect.getsource(Stackable))
+def _helper_source(name: str) -> str:
+    """A helper class of ``builder.adapters`` (Stackable, Residual, Parallel), as the exported file defines it."""
+    return _format(inspect.getsource(getattr(adapters, name)))
 
 
 def _format(source: str) -> str:
@@ -386,13 +337,15 @@ def export_code(
     validate_design(design)
     if materialize:
         trace = _check_materializable(design, trace)
-    layers = _layers(design, trace, materialize)
-    model = _sequential(design, layers) if style is ExportStyle.SEQUENTIAL else _module(design, layers)
+    module_style = style is ExportStyle.MODULE
+    writer = CodeWriter(design, trace, materialize, module_style, _names_in_use(design) | {class_name(design)})
+    model = _module(design, writer) if module_style else _sequential(design, writer)
     sources, features = _custom_sources(design)
     blocks = [
         _format(_header(design, features)),
         *sources,  # verbatim, not reformatted
-        *([_stackable_source()] if _needs_stackable(layers, style) else []),
+        *(_helper_source(name) for name in HELPERS if name in writer.helpers),
+        *(_format(source) for source in writer.class_sources()),
         _format(model),
         _format(_main(design)),
     ]
