@@ -1,7 +1,8 @@
 """Every shipped example end to end: it loads, runs, summarises, draws, and exports to code that runs the same.
 
 Custom-layer examples (centered-layer, my-linear) are traced here in this process (their sources are ours), and
-once more in the sandbox worker, as the app and the CLI trace them.
+once more in the sandbox worker, as the app and the CLI trace them. The block examples are also checked against
+models built independently with plain torch (tests/test_blocks_examples.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from builder import cli
 from builder.design import DesignError, dump_design
 from builder.examples import EXAMPLES_DIR, list_examples, load_example
 from builder.export import ExportStyle, export_code
-from builder.graph import render_graph
+from builder.design import is_block
+from builder.graph import node_id, render_graph
 from builder.inference import Trace, infer_shapes
 from builder.summary import format_summary
 
@@ -31,10 +33,19 @@ EXPECTED: dict[str, tuple[tuple[int, ...], int]] = {
     "my-linear": ((2, 8), 20 * 64 + 64 + 64 * 8 + 8),
     "text-lstm": ((2, 2), 1000 * 32 + 4 * (32 * 64 + 64 * 64 + 2 * 64) + 16 * 64 * 2 + 2),
     "transformer-encoder": ((2, 10), 20_298),
+    # blocks (format 2); the issue's figure for ResNet-18, the others from tests/test_blocks_examples.py's models
+    "resnet18": ((1, 1000), 11_689_512),
+    "googlenet": ((1, 10), 5_977_530),
+    "densenet-block": ((4, 10, 4, 4), 1_778),
+    "se-block": ((2, 64, 16, 16), 39_120),
+    "unet": ((1, 2, 64, 64), 116_770),
+    "mobilenetv2": ((1, 10), 111_818),
+    "transformer-block": ((2, 16, 64), 100_096),
 }
 CUSTOM = ("centered-layer", "my-linear")
 EXPORTS = {"sequential": (ExportStyle.SEQUENTIAL, False), "module": (ExportStyle.MODULE, False)}
 EXPORTS["materialized"] = (ExportStyle.SEQUENTIAL, True)
+EXPORTS["module-materialized"] = (ExportStyle.MODULE, True)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +82,8 @@ def test_example_summary_and_graph_show_every_layer(name: str, traces: dict[str,
     design, trace = load_example(name), traces[name]
     assert f"Output shape: {trace.output_shape}" in format_summary(trace)
     source = render_graph(design, trace).source
-    assert all(f'"{layer.id}" [label=' in source for layer in design.layers)
+    for index, entry in enumerate(design.layers):  # a layer is a node, a block a cluster
+        assert (f'subgraph "cluster_{node_id(index)}"' if is_block(entry) else f'"{node_id(index)}" [label=') in source
     assert f'label="output\\n{trace.output_shape}"' in source
 
 
