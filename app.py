@@ -6,23 +6,16 @@ are in ``pages/``; every page sets itself up and writes the design back into the
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 
 from builder.design import Design, DesignError, file_stem
 from builder.diagnose import Fix, LayerError
 from builder.edit import apply_fix
-from builder.graph import render_graph
 from builder.inference import Trace
 from builder.summary import format_shape, summary_rows
-from ui import frame, inspector, review, stack, state, values
+from ui import frame, graph_view, inspector, review, stack, state, values
 from ui.text import plain
-
-STEP_SECONDS = 0.15  # the forward pass fills the graph one layer at a time, at this pace...
-MAX_ANIMATION_SECONDS = 4.0  # ...unless the stack is long
-
 
 # ---------------------------------------------------------------- forward pass, graph, errors
 
@@ -64,17 +57,8 @@ def view_trace(design: Design) -> Trace | None:
 
 
 def graph_ui(design: Design, trace: Trace | None, animate: bool) -> None:
-    """The graph; when animating, it fills in one layer at a time with a progress bar."""
-    chart = st.empty()
-    if animate and trace is not None and trace.layers:
-        progress = st.progress(0.0, text="Running the dummy forward pass...")
-        delay = min(STEP_SECONDS, MAX_ANIMATION_SECONDS / len(trace.layers))
-        for count in range(1, len(trace.layers) + 1):
-            chart.graphviz_chart(render_graph(design, state.partial(trace, count)))
-            progress.progress(count / len(trace.layers), text=f"Layer {count} of {len(design.layers)}")
-            time.sleep(delay)
-        progress.empty()
-    chart.graphviz_chart(render_graph(design, trace))
+    """The graph, laid out on the server; when animating, it fills in one layer (or a few) at a time."""
+    graph_view.graph_view_ui(design, trace, animate)
 
 
 def fix_clicked(error: LayerError, fix: Fix) -> None:
@@ -176,6 +160,7 @@ def results_ui(design: Design, trace: Trace | None) -> None:
 def main() -> None:
     frame.start()
     stack.consume_drop()
+    graph_view.consume_click(state.current())
     design = state.current()
     st.title("Build a model")
     st.caption("Drag layers into the stack, choose the input, then run a dummy forward pass to see every shape.")
