@@ -9,9 +9,13 @@ the very same model) and call ``torchinfo.summary``. Three measurements:
    one image is measured too, for reference: there both processes are dominated by importing torch (and, for
    the meta device, torch._dynamo), so the builder's advantage shrinks to nothing;
 3. design (b), ~12 billion parameters: the ``summary`` process's wall time and peak RSS (targets: < 20 s,
-   < 1.5 GB). The torchinfo path cannot run it here: its weights alone need 47 GB.
+   < 1.5 GB). The torchinfo path cannot run it here: its weights alone need 47 GB;
+4. design (c), ResNet-50 with residual blocks on a batch of 8 ImageNet images: warm ``infer_shapes`` against
+   build + ``torchinfo.summary`` (target: >= 10x faster);
+5. design (d), 60 repeated residual blocks with 1.1 billion parameters: the ``summary`` process's wall time and
+   peak RSS (targets: < 20 s, < 1.5 GB).
 
-Run: ``python benchmarks/bench_inference.py`` (about a minute). It prints ratios; the README quotes them.
+Run: ``python benchmarks/bench_inference.py`` (about two minutes). It prints ratios; the README quotes them.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torchinfo  # noqa: E402
 
-from benchmarks.designs import conv_mlp_design, huge_mlp_design  # noqa: E402
+from benchmarks.designs import conv_mlp_design, deep_residual_design, huge_mlp_design, resnet50_design  # noqa: E402
 from builder.design import Design, dump_design  # noqa: E402
 from builder.export import ExportStyle, export_code  # noqa: E402
 from builder.inference import infer_shapes  # noqa: E402
@@ -127,7 +131,24 @@ def main() -> None:
         print(f"3. design (b): {huge.total_params / 1e9:.1f}B parameters "
               f"({huge.param_bytes / 2**30:.0f} GiB as float32): summary process {wall_b:.2f} s, "
               f"peak RSS {rss_b:.0f} MB (targets < 20 s, < 1500 MB)")  # fmt: skip
+        blocks(folder)
         print(f"   this benchmark process peaked at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+def blocks(folder: Path) -> None:
+    """Measurements 4 and 5: designs with residual blocks."""
+    resnet, deep = resnet50_design(), deep_residual_design()
+    _, code = _write(folder, resnet)
+    trace = infer_shapes(resnet)
+    ours = _best(lambda: infer_shapes(resnet), repeat=5)
+    theirs = _best(lambda: torchinfo_path(code), repeat=3)
+    print(f"4. ResNet-50 ({trace.total_params:,} parameters, input {resnet.input.shape}): builder "
+          f"{ours * 1000:.0f} ms, build + torchinfo {theirs * 1000:.0f} ms -> builder is {theirs / ours:.1f}x "
+          f"faster (target >= 10x)")  # fmt: skip
+    deep_file, _ = _write(folder, deep)
+    wall, rss = _median_process([sys.executable, "-m", "builder", "summary", str(deep_file)], 1)
+    print(f"5. 60 residual blocks ({infer_shapes(deep).total_params / 1e9:.2f}B parameters): summary process "
+          f"{wall:.2f} s, peak RSS {rss:.0f} MB (targets < 20 s, < 1500 MB)")  # fmt: skip
 
 
 if __name__ == "__main__":
