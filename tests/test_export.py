@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from builder.catalog import catalog
-from builder.design import CustomLayerSpec, Design, DType, InputSpec, LayerSpec
+from builder.design import CustomLayerSpec, Design, DType, InputSpec, LayerSpec, design_from_dict
 from builder.export import ExportStyle, attribute_names, class_name, export_code, layer_source, snake_case
 from builder.inference import Trace, infer_shapes, inspect_design
 from builder.samples import sample_design
@@ -92,6 +92,51 @@ DESIGNS: dict[str, Design] = {
 }  # fmt: skip
 
 
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> dict[str, Any]:
+    params = {"in_channels": cin, "out_channels": cout, "kernel_size": kernel, "padding": kernel // 2, "bias": False}
+    return {"type": "Conv2d", "params": params | ({"stride": stride} if stride != 1 else {})}
+
+
+def _bn(channels: int) -> dict[str, Any]:
+    return {"type": "BatchNorm2d", "params": {"num_features": channels}}
+
+
+RELU: dict[str, Any] = {"type": "ReLU"}
+# Every kind of block: a projection shortcut, a repeated block with a lazy layer, branches with an identity, a
+# squeeze-and-excitation gate (mul) and a concatenating skip.
+DESIGNS["blocks"] = design_from_dict({
+    "version": 2, "name": "blocks demo", "input": {"shape": [1, 3, 16, 16]},
+    "layers": [
+        _conv(3, 16, 3), _bn(16), RELU,
+        {"type": "Residual", "label": "down1", "body": [_conv(16, 32, 3, 2), _bn(32), RELU, _conv(32, 32, 3), _bn(32)],
+         "shortcut": [_conv(16, 32, 1, 2), _bn(32)]},
+        RELU,
+        {"type": "Sequential", "label": "stage", "repeat": 2, "layers": [
+            {"type": "Residual", "label": "basic", "body": [
+                {"type": "LazyConv2d", "params": {"out_channels": 32, "kernel_size": 3, "padding": 1}}, _bn(32)]},
+            RELU]},
+        {"type": "Parallel", "label": "mix", "branches": [
+            [{"type": "Conv2d", "params": {"in_channels": 32, "out_channels": 8, "kernel_size": 1}}],
+            [{"type": "MaxPool2d", "params": {"kernel_size": 3, "stride": 1, "padding": 1}}], []]},
+        {"type": "Residual", "label": "gate", "merge": "mul", "body": [
+            {"type": "AdaptiveAvgPool2d", "params": {"output_size": 1}},
+            {"type": "Conv2d", "params": {"in_channels": 72, "out_channels": 72, "kernel_size": 1}},
+            {"type": "Sigmoid"}]},
+        {"type": "Residual", "merge": "concat", "body": [{"type": "LazyConv2d", "params": {"out_channels": 8,
+                                                                                          "kernel_size": 1}}]},
+        {"type": "AdaptiveAvgPool2d", "params": {"output_size": 1}}, {"type": "Flatten"},
+        {"type": "LazyLinear", "params": {"out_features": 10}},
+    ],
+})  # fmt: skip
+# A layer that returns a tuple inside a block's body: the module style's nn.Sequential needs Stackable too.
+DESIGNS["lstm_residual"] = design_from_dict({
+    "version": 2, "name": "lstm residual", "input": {"shape": [2, 5, 16]},
+    "layers": [{"type": "Residual", "label": "recurrent", "repeat": 2, "body": [
+        {"type": "LSTM", "params": {"input_size": 16, "hidden_size": 16, "batch_first": True}},
+        {"type": "LayerNorm", "params": {"normalized_shape": [16]}}]}],
+})  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Export:
     """One export_code call: which design, which style, materialized or not, with the trace's shape comments."""
@@ -119,6 +164,12 @@ GOLDEN_EXPORTS: dict[str, Export] = {
     "centered_layer_module": Export(DESIGNS["centered_layer"], MOD),
     "transformer_float64_sequential": Export(DESIGNS["transformer_float64"], SEQ),
     "transformer_float64_module_materialized": Export(DESIGNS["transformer_float64"], MOD, materialize=True),
+    "blocks_sequential": Export(DESIGNS["blocks"], SEQ),
+    "blocks_module": Export(DESIGNS["blocks"], MOD),
+    "blocks_sequential_materialized": Export(DESIGNS["blocks"], SEQ, materialize=True),
+    "blocks_module_materialized": Export(DESIGNS["blocks"], MOD, materialize=True),
+    "lstm_residual_sequential": Export(DESIGNS["lstm_residual"], SEQ),
+    "lstm_residual_module": Export(DESIGNS["lstm_residual"], MOD),
 }
 
 
@@ -341,3 +392,54 @@ def test_attribute_names_count_per_type() -> None:
 )
 def test_class_name(name: str, expected: str) -> None:
     assert class_name(Design(name=name, input=InputSpec(shape=(1,)))) == expected
+
+
+def test_a_block_becomes_a_class_whose_forward_reads_like_the_book() -> None:
+    code = export_code(DESIGNS["blocks"], _trace(DESIGNS["blocks"]), MOD)
+    assert "class Down1(nn.Module):" in code
+    assert "return self.body(x) + self.shortcut(x)  # -> (1, 32, 8, 8)" in code
+    assert "return self.body(x) + x  # -> (1, 32, 8, 8)" in code  # identity shortcut
+    assert "return x * self.body(x)  # -> (1, 72, 8, 8)" in code  # the gate
+    assert "return torch.cat((x, self.body(x)), dim=1)  # -> (1, 80, 8, 8)" in code  # the shortcut first
+    assert "self.stage = nn.Sequential(*[Stage() for _ in range(2)])" in code
+    assert "return torch.cat( (self.branch1(x), self.branch2(x), x), dim=1 )" in " ".join(code.split())
+    assert "class Residual(" not in code and "class Parallel(" not in code
+
+
+def test_the_sequential_style_defines_only_the_helpers_it_uses() -> None:
+    code = export_code(DESIGNS["blocks"], style=SEQ)
+    assert "class Residual(nn.Module):" in code and "class Parallel(nn.Module):" in code
+    assert "class Stackable(nn.Module):" not in code
+    only_residual = export_code(DESIGNS["lstm_residual"], style=SEQ)
+    assert "class Parallel(" not in only_residual and "class Stackable(nn.Module):" in only_residual
+
+
+def test_copies_that_materialize_differently_are_written_out() -> None:
+    """A repeated block with a lazy layer is one expression for all copies; materialized, the first copy sees
+    other sizes than the next ones, so the copies are written out (one class each in the module style)."""
+    design = design_from_dict({
+        "version": 2, "name": "lazy copies", "input": {"shape": [2, 3]},
+        "layers": [{"type": "Sequential", "repeat": 3, "layers": [{"type": "LazyLinear",
+                                                                    "params": {"out_features": 4}}]}],
+    })  # fmt: skip
+    trace = infer_shapes(design)
+    lazy = export_code(design, trace, SEQ)
+    assert "for _ in range(3)" in lazy and lazy.count("nn.LazyLinear(4)") == 1
+    materialized = " ".join(export_code(design, trace, SEQ, materialize=True).split())
+    assert "nn.Linear(3, 4)" in materialized and materialized.count("nn.Linear(4, 4)") == 2
+    module = export_code(design, trace, MOD, materialize=True)
+    assert "class SequentialBlock(nn.Module):" in module and "class SequentialBlock2(nn.Module):" in module
+    assert "SequentialBlock(), SequentialBlock2(), SequentialBlock2()," in " ".join(module.split())
+
+
+@pytest.mark.parametrize("label", ["forward", "class", "None", "3a", "Stackable", "blocks demo"])
+def test_a_block_label_never_breaks_the_class_or_its_attribute(label: str, tmp_path: Path) -> None:
+    design = design_from_dict({
+        "version": 2, "name": "blocks demo", "input": {"shape": [2, 4]},
+        "layers": [{"type": "Residual", "label": label, "body": [{"type": "Linear",
+                                                                  "params": {"in_features": 4, "out_features": 4}}]}],
+    })  # fmt: skip
+    path = tmp_path / "model.py"
+    path.write_text(export_code(design, style=MOD))
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "(2, 4)", done.stderr[-2000:]
