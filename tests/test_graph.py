@@ -13,7 +13,7 @@ from pathlib import Path
 import graphviz
 import pytest
 
-from builder.design import Design, InputSpec, LayerSpec
+from builder.design import Design, InputSpec, LayerSpec, design_from_dict
 from builder.graph import INPUT_ID, OUTPUT_ID, WRAP, GraphError, key_args, render_graph, write_graph
 from builder.inference import Trace, infer_shapes, inspect_design
 
@@ -171,3 +171,88 @@ def test_images_without_dot_say_to_install_graphviz_or_write_gv(tmp_path: Path, 
 def test_unknown_suffix_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(GraphError, match=r"\.gv.*\.png.*\.svg"):
         write_graph(render_graph(MLP), tmp_path / "mlp.pdf")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Blocks: a cluster each, a fork and a merge node, the identity as an edge, repeats drawn once, collapsing
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> dict:
+    params = {"in_channels": cin, "out_channels": cout, "kernel_size": 3, "padding": 1}
+    return {"type": "Conv2d", "params": params | ({"stride": stride} if stride != 1 else {})}
+
+
+BLOCKS = design_from_dict({
+    "version": 2, "name": "blocks", "input": {"shape": [1, 8, 8, 8]},
+    "layers": [
+        {"type": "Residual", "label": "res", "repeat": 3, "body": [_conv(8, 8), {"type": "ReLU"}]},
+        {"type": "Parallel", "label": "mix", "branches": [[_conv(8, 4)], [], [{"type": "Sequential", "layers": [
+            {"type": "LazyConv2d", "params": {"out_channels": 2, "kernel_size": 1}}]}]]},
+        {"type": "ReLU"},
+    ],
+})  # fmt: skip
+BROKEN_MERGE = design_from_dict({
+    "version": 2, "name": "broken merge", "input": {"shape": [1, 8, 8, 8]},
+    "layers": [{"type": "Residual", "label": "down", "body": [_conv(8, 16, 2)]}, {"type": "ReLU"}],
+})  # fmt: skip
+BLOCK_CASES: dict[str, tuple[Design, str, dict]] = {
+    "blocks-no-trace": (BLOCKS, "none", {}),
+    "blocks-after-run": (BLOCKS, "run", {}),
+    "blocks-collapsed": (BLOCKS, "run", {"depth": 1}),
+    "blocks-failing-merge": (BROKEN_MERGE, "run", {}),
+}
+
+
+def _block_graph(case: str) -> graphviz.Digraph:
+    design, traced, options = BLOCK_CASES[case]
+    return render_graph(design, infer_shapes(design) if traced == "run" else None, **options)
+
+
+@pytest.mark.parametrize("case", list(BLOCK_CASES))
+def test_block_graph_matches_golden_file(case: str) -> None:
+    _check_golden(case, _block_graph(case).source)
+
+
+def _edge_labels(graph: graphviz.Digraph, head: str) -> list[str]:
+    """Labels of the edges into ``head``."""
+    quoted = re.escape(f'"{head}"')
+    return re.findall(rf'-> {quoted} \[label="([^"]*)"', graph.source)
+
+
+def test_a_block_is_a_cluster_with_a_fork_a_merge_and_the_identity_as_an_edge() -> None:
+    graph = _block_graph("blocks-after-run")
+    assert 'subgraph "cluster_layer-1"' in graph.source and 'label="res\\nResidual x 3 (add)' in graph.source
+    assert _node(graph, "layer-1/merge").startswith('\t\t"layer-1/merge" [label="+ add"')
+    assert _edge_labels(graph, "layer-1/merge") == ["(1, 8, 8, 8)", "(1, 8, 8, 8)"]  # the body and the identity
+    assert '"layer-1/fork" -> "layer-1/merge"' in graph.source
+    assert "concat dim=1" in _node(graph, "layer-2/merge")
+    assert _edge_labels(graph, "layer-2/merge") == ["(1, 4, 8, 8)", "(1, 8, 8, 8)", "(1, 2, 8, 8)"]
+    assert _edge_labels(graph, "layer-3") == ["(1, 14, 8, 8)"]  # out of the merge: the block's output
+    assert 'subgraph "cluster_layer-2/branches/2/0"' in graph.source  # a block inside a branch: nested
+
+
+def test_a_repeated_block_is_drawn_once() -> None:
+    graph = _block_graph("blocks-after-run")
+    assert graph.source.count("Conv2d(in_channels=8, out_channels=8") == 1
+
+
+def test_every_edge_has_a_shape_after_the_run() -> None:
+    assert "?" not in re.findall(r'-> \S+ \[label="([^"]*)"', _block_graph("blocks-after-run").source)
+
+
+def test_a_block_can_be_drawn_as_one_node() -> None:
+    graph = _block_graph("blocks-collapsed")
+    assert "cluster" not in graph.source
+    assert "res\\nResidual x 3 (add)\\n1,752 params" in _node(graph, "layer-1")
+    assert "Conv2d" not in graph.source
+    one = render_graph(BLOCKS, infer_shapes(BLOCKS), collapse=["layer-4"]).source
+    assert 'subgraph "cluster_layer-1"' in one and 'subgraph "cluster_layer-2"' not in one
+
+
+def test_a_merge_that_does_not_fit_is_red_with_its_diagnosis_and_the_body_kept() -> None:
+    graph = _block_graph("blocks-failing-merge")
+    merge = _node(graph, "layer-1/merge")
+    assert f'color="{RED}"' in merge and "projection shortcut" in merge
+    assert f'color="{RED}"' not in _node(graph, "layer-1/body/0")
+    assert _edge_labels(graph, "layer-1/merge") == ["(1, 16, 4, 4)", "(1, 8, 8, 8)"]
+    assert 'fontcolor="#9e9e9e"' in _node(graph, "layer-2")
