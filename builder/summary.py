@@ -161,9 +161,8 @@ def _drawn(nodes: Sequence[_Node], prefix: str, depth: int | None) -> Iterator[d
         last = position == len(nodes) - 1
         lead = "" if node.depth == 1 else prefix + (LAST if last else BRANCH)
         yield node.row | {"layer": lead + node.row["layer"]}
-        if depth is None or node.depth < depth:
-            inner = "" if node.depth == 1 else prefix + (SPACE if last else PIPE)
-            yield from _drawn([c for c in node.children if depth is None or c.depth <= depth], inner, depth)
+        inner = "" if node.depth == 1 else prefix + (SPACE if last else PIPE)
+        yield from _drawn([c for c in node.children if depth is None or c.depth <= depth], inner, depth)
 
 
 def tree_rows(design: Design, trace: Trace, depth: int | None = None) -> list[dict[str, Any]]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from builder.design import CustomLayerSpec, Design, InputSpec, LayerSpec
+from builder.design import CustomLayerSpec, Design, InputSpec, LayerSpec, design_from_dict
 from builder.inference import Trace, infer_shapes, inspect_design
-from builder.summary import COLUMNS, format_shape, format_summary, summary_rows
+from builder.summary import COLUMNS, format_shape, format_summary, summary_json, summary_rows, tree_rows
 
 
 def _mlp() -> Design:
@@ -138,3 +141,89 @@ def test_text_from_custom_code_cannot_break_the_table_or_the_terminal() -> None:
     assert "clear [2Jscreen bell" in " ".join(text.split())
     assert "\x1b" not in text and "\x07" not in text
     assert not any(line.startswith("error: forged") for line in text.splitlines())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Blocks: a tree like torchinfo's depth view, and nested rows in the JSON
+
+
+def _linear(cin: int, cout: int) -> dict:
+    return {"type": "Linear", "params": {"in_features": cin, "out_features": cout}}
+
+
+BLOCKS = design_from_dict({
+    "version": 2, "name": "blocks", "input": {"shape": [2, 8]},
+    "layers": [
+        _linear(8, 16),
+        {"type": "Residual", "label": "res", "repeat": 2, "body": [_linear(16, 16), {"type": "ReLU"}]},
+        {"type": "Parallel", "branches": [[_linear(16, 4)], []]},
+    ],
+})  # fmt: skip
+
+GOLDEN = Path(__file__).parent / "golden" / "summary"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def test_a_design_with_blocks_is_a_tree_matching_its_golden_file() -> None:
+    text = format_summary(infer_shapes(BLOCKS), design=BLOCKS)
+    path = GOLDEN / "blocks-tree.txt"
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"{path} differs; if the change is wanted, UPDATE_GOLDEN=1"
+    assert "   │ │ ├─layer-3           Linear        (2, 16)" in text
+
+
+def test_depth_1_shows_the_top_level_entries_only() -> None:
+    rows = tree_rows(BLOCKS, infer_shapes(BLOCKS), depth=1)
+    assert [(row["#"], row["layer"], row["type"]) for row in rows] == [
+        (1, "layer-1", "Linear"), (2, "layer-2 res", "Residual x 2"), (3, "layer-5", "Parallel"),
+    ]  # fmt: skip
+    assert [row["params"] for row in rows] == [144, 544, 68]
+
+
+def test_depth_2_opens_one_level_of_blocks() -> None:
+    inner = {"type": "Parallel", "label": "inner", "branches": [[_linear(8, 4)], []]}
+    design = design_from_dict({
+        "version": 2, "input": {"shape": [2, 8]},
+        "layers": [{"type": "Residual", "label": "outer", "merge": "concat", "body": [inner]}],
+    })  # fmt: skip
+    names = [row["layer"] for row in tree_rows(design, infer_shapes(design), depth=2)]
+    assert names == ["layer-1 outer", "├─body", "│ └─layer-2 inner", "└─shortcut: identity"]
+    assert len(tree_rows(design, infer_shapes(design))) == 7
+
+
+def test_a_design_without_blocks_keeps_its_flat_table() -> None:
+    assert format_summary(infer_shapes(_mlp()), design=_mlp(), depth=1) == MLP_TABLE
+
+
+def test_the_json_keeps_one_row_per_top_level_entry_with_the_blocks_children() -> None:
+    trace = infer_shapes(BLOCKS)
+    data = summary_json(BLOCKS, trace)
+    assert [row["id"] for row in data["layers"]] == ["layer-1", "layer-2", "layer-5"]
+    residual, parallel = data["layers"][1:]
+    assert (residual["repeat"], residual["merge"], residual["label"], residual["params"]) == (2, "add", "res", 544)
+    assert [row["path"] for row in residual["body"]] == ["layer-2#1/body/0", "layer-2#1/body/1"]
+    assert residual["shortcut"] == []
+    assert [copy["copy"] for copy in residual["copies"]] == [1, 2]
+    assert residual["copies"][1]["body"][0]["path"] == "layer-2#2/body/0"
+    assert (parallel["merge"], parallel["dim"]) == ("concat", 1)
+    assert [[row["type"] for row in branch] for branch in parallel["branches"]] == [["Linear"], []]
+    flat = {key: value for key, value in data.items() if key != "layers"}
+    assert flat == {key: value for key, value in trace.to_dict().items() if key != "layers"}
+
+
+def test_the_json_of_a_design_without_blocks_is_the_traces() -> None:
+    trace = infer_shapes(_mlp())
+    assert summary_json(_mlp(), trace) == trace.to_dict()
+
+
+def test_a_block_that_failed_shows_what_ran_inside_it() -> None:
+    design = design_from_dict({
+        "version": 2, "input": {"shape": [2, 8]},
+        "layers": [{"type": "Sequential", "label": "stage", "layers": [_linear(8, 4), _linear(5, 2)]}, _linear(2, 1)],
+    })  # fmt: skip
+    trace = infer_shapes(design)
+    rows = tree_rows(design, trace)
+    assert [(row["layer"], row["output shape"]) for row in rows] == [("layer-1 stage", "?"), ("└─layer-2", "(2, 4)")]
+    assert "layer 1, layers[1] Linear(in_features=5, out_features=2)" in format_summary(trace, design=design)
