@@ -343,3 +343,100 @@ def test_process_malformed_json_exits_1_without_traceback(tmp_path: Path) -> Non
 def test_process_wrong_usage_exits_2() -> None:
     done = _python("-m", "builder", "summary")
     assert done.returncode == 2 and "usage:" in done.stderr and "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Blocks: every refused block design is exit 1 and one line naming the block's path and the fix
+
+RESNET = ROOT / "examples" / "resnet18.json"
+CONV_8_TO_16 = {"type": "Conv2d", "params": {"in_channels": 8, "out_channels": 16, "kernel_size": 3, "stride": 2}}
+
+
+def _blocks(*layers: dict[str, Any], shape: list[int] | None = None) -> str:
+    return json.dumps({"version": 2, "name": "blocks", "input": {"shape": shape or [1, 8, 8, 8]}, "layers": layers})
+
+
+BAD_BLOCKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "misspelled parameter in a body": (
+        _blocks({"type": "Residual", "body": [{"type": "Conv2d", "params": {"in_channels": 8, "out_channels": 8,
+                                                                          "kernal_size": 3}}]}),
+        ("layers[0].body[0] (Conv2d): unknown parameter 'kernal_size'; did you mean 'kernel_size'?",),
+    ),
+    "unknown merge": (_blocks({"type": "Residual", "merge": "sum", "body": [{"type": "ReLU"}]}),
+                      ("layers[0] (Residual): unknown merge 'sum'", "add, mul, concat")),
+    "repeat 0": (_blocks({"type": "Sequential", "repeat": 0, "layers": []}),
+                 ("layers[0] (Sequential): repeat must be a whole number from 1",)),
+    "Parallel without branches": (_blocks({"type": "Parallel", "branches": []}),
+                                  ("layers[0] (Parallel): a Parallel needs at least one branch",)),
+    "Residual without a body": (_blocks({"type": "Residual"}), ("layers[0] (Residual): a Residual needs a body",)),
+    "an add the body changed": (
+        _blocks({"type": "Residual", "body": [CONV_8_TO_16]}),
+        ("layer 1 Residual(merge='add')", "(1, 16, 3, 3)", "(1, 8, 8, 8)", "add a projection shortcut: Conv2d(8, 16"),
+    ),
+    "a concat whose branch changed the size": (
+        _blocks({"type": "Parallel", "branches": [[{"type": "MaxPool2d", "params": {"kernel_size": 2}}], []]}),
+        ("layer 1 Parallel(merge='concat', dim=1)", "branch 1 changed dimension 2 to 4", "keep it at 8"),
+    ),
+    "a layer inside a repeated block": (
+        _blocks({"type": "Sequential", "repeat": 2, "layers": [{"type": "Linear", "params": {"in_features": 3,
+                                                                                            "out_features": 8}}]},
+                shape=[2, 8]),
+        ("layer 1, copy 1, layers[0] Linear(in_features=3, out_features=8)", "set in_features=8"),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["summary", "graph", "export"])
+@pytest.mark.parametrize("name", list(BAD_BLOCKS))
+def test_a_refused_block_design_exits_1_naming_the_block_path_and_the_fix(name: str, command: str, write,
+                                                                           capsys) -> None:  # fmt: skip
+    text, phrases = BAD_BLOCKS[name]
+    code, _, err = run([command, write(text)], capsys)
+    assert code == 1
+    _assert_one_error_line(err, *phrases)
+
+
+def test_summary_depth_shows_the_top_level_of_resnet18(capsys) -> None:
+    code, out, err = run(["summary", RESNET, "--depth", "1"], capsys)
+    assert (code, err) == (0, "")
+    assert " 5  layer-5 layer1   Sequential x 2 " in out and "├─" not in out
+    assert "Output shape: (1, 1000)" in out and "Total params: 11,689,512" in out
+    _, full, _ = run(["summary", RESNET], capsys)
+    assert "│ ├─layer-15" in full and len(full.splitlines()) > len(out.splitlines())
+
+
+@pytest.mark.parametrize("depth", ["0", "-1", "x", "9999999"])
+def test_summary_depth_must_be_a_whole_number_from_1(depth: str, capsys) -> None:
+    code, _, err = run(["summary", RESNET, "--depth", depth], capsys)
+    assert code == 2 and "--depth" in err
+
+
+def test_summary_json_nests_the_blocks_children(capsys) -> None:
+    code, out, _ = run(["summary", RESNET, "--json"], capsys)
+    data = json.loads(out)
+    assert code == 0 and len(data["layers"]) == 11 and data["total_params"] == 11_689_512
+    stage = data["layers"][4]
+    assert (stage["type"], stage["repeat"], stage["label"]) == ("Sequential", 2, "layer1")
+    residual = stage["layers"][0]
+    assert residual["type"] == "Residual" and [row["type"] for row in residual["body"]][:2] == ["Conv2d", "BatchNorm2d"]
+
+
+def test_graph_draws_blocks_collapsed_by_depth_or_by_id(capsys) -> None:
+    code, collapsed, _ = run(["graph", RESNET, "--depth", "1"], capsys)
+    assert code == 0 and "cluster" not in collapsed and "layer1\\nSequential x 2" in collapsed
+    code, one, _ = run(["graph", RESNET, "--collapse", "layer-5"], capsys)
+    assert code == 0 and 'subgraph "cluster_layer-5"' not in one and 'subgraph "cluster_layer-6"' in one
+
+
+def test_graph_collapse_of_an_unknown_block_lists_the_blocks(capsys) -> None:
+    code, out, err = run(["graph", RESNET, "--collapse", "layer-1"], capsys)
+    assert (code, out) == (1, "")
+    _assert_one_error_line(err, "--collapse layer-1: the design has no block with this id", "its blocks: layer-5, ")
+
+
+@pytest.mark.parametrize("style", ["sequential", "module"])
+def test_export_of_a_block_design_compiles(style: str, capsys) -> None:
+    code, out, err = run(["export", RESNET, "--style", style], capsys)
+    assert (code, err) == (0, "")
+    compile(out, "exported.py", "exec")
+    assert ("class Down128(nn.Module):" in out) is (style == "module")
