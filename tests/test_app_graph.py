@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from benchmarks.designs import conv_mlp_design
 from builder import render
+from builder.examples import load_example
 from builder.graph import OUTPUT_ID, node_id
 from builder.share import encode_design
 from ui import graph_view
@@ -159,6 +160,39 @@ def test_a_node_is_its_position_in_the_stack(at):
 def test_a_click_outside_the_layers_changes_nothing(at, node):
     click_node(at, node, 1)
     assert selected(at) == "layer-1"
+
+
+# ---------------------------------------------------------------- blocks
+
+
+def node_count(svg: str) -> int:
+    return svg.count('class="node"')
+
+
+def test_a_big_design_with_blocks_opens_collapsed_and_a_click_inside_a_block_selects_it():
+    design = load_example("resnet18")  # 11 entries, four of them blocks; 61 layers run
+    at = open_app({"design": encode_design(design)})
+    toggle = at.toggle(key=graph_view.COLLAPSE)
+    assert toggle.value, f"more than {graph_view.COLLAPSE_ABOVE} layers: blocks start collapsed"
+    collapsed = view(at)["svg"]
+    assert 'class="cluster"' not in collapsed and node_count(collapsed) == len(design.layers) + 2
+    assert "Sequential" in collapsed, "a collapsed block is one node named after its type"
+
+    toggle.set_value(False)
+    run(at)
+    expanded = view(at)["svg"]
+    assert 'class="cluster"' in expanded and node_count(expanded) > 3 * node_count(collapsed)
+    assert view(at)["layers"] == [node_id(i) for i in range(len(design.layers))], "top-level entries only"
+
+    click_node(at, "layer-6", 1)  # the view sends a click inside block 6 as a click on block 6
+    assert selected(at) == design.layers[5].id
+    run_forward(at, "layer by layer")
+    frames = view(at)["animation"]["frames"]
+    assert len(frames) == len(design.layers), "a block appears in one frame, whole"
+
+
+def test_a_small_design_without_blocks_has_no_collapse_toggle(at):
+    assert not [t for t in at.toggle if t.key == graph_view.COLLAPSE]
 
 
 # ---------------------------------------------------------------- without dot

@@ -6,7 +6,8 @@ graph needs, and takes its colours from the app's theme. A click on a layer send
 ``consume_click`` makes it the selected layer before the stack and the inspector are drawn.
 
 The layer-by-layer animation plays in the viewer, on the final picture: nothing is laid out again per frame.
-Layers appear a few at a time, in at most MAX_FRAMES frames lasting at most MAX_ANIMATION_SECONDS in all.
+Layers appear a few at a time, a block as one, in at most MAX_FRAMES frames lasting at most MAX_ANIMATION_SECONDS.
+A design with blocks can be drawn with each block collapsed to one node (on by default for big designs).
 
 Without ``dot`` on the server, the graph falls back to ``st.graphviz_chart`` (Graphviz compiled to WebAssembly,
 run in the browser: seconds for a big design), drawn once, with a caption saying so.
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 import streamlit.components.v1 as components
 
+from builder.design import has_blocks, run_count
 from builder.graph import OUTPUT_ID, node_id, render_graph
 from builder.render import DotNotFound, RenderError, layout_svg
 from ui.stack import SELECTED
@@ -31,9 +33,11 @@ if TYPE_CHECKING:
     from builder.design import Design
     from builder.inference import Trace
 
-KEY = "graph_view"  # the viewer's value: the last click, {"node": "layer-3", "at": <ms timestamp>}
+KEY = "graph_view"  # the viewer's value: the last click, {"node": "layer-3", "path": <node clicked>, "at": <ms>}
 CLICK_SEEN = "graph_view_click"  # the "at" of the click already applied
 ANIMATION = "graph_view_animation"  # counts the runs animated, so that each plays once
+COLLAPSE = "graph_collapse"  # the "Collapse blocks" toggle
+COLLAPSE_ABOVE = 60  # layers run through: a bigger design with blocks starts with them collapsed
 STEP_SECONDS = 0.15  # the graph fills in one frame at a time, at this pace...
 MAX_ANIMATION_SECONDS = 4.0  # ...unless the stack is long...
 MAX_FRAMES = 40  # ...where each frame reveals several layers
@@ -53,7 +57,11 @@ _viewer = components.declare_component("graph_view", path=str(Path(__file__).par
 
 
 def node_layers(design: Design) -> dict[str, str]:
-    """Each layer's graph node (made from its position) and the layer's id, in stack order."""
+    """Each top-level entry's graph node (made from its position) and the entry's id, in stack order.
+
+    A block's inner nodes are named below its node (``layer-5/layers/0``); the view sends a click on them as a
+    click on the block, the entry the stack can select.
+    """
     return {node_id(index): spec.id for index, spec in enumerate(design.layers)}
 
 
@@ -95,9 +103,21 @@ def frame_height(svg: str) -> int:
     return math.ceil(min(MAX_VIEW_HEIGHT, max(MIN_VIEW_HEIGHT, graph + VIEW_PADDING)) + TOOLBAR_HEIGHT)
 
 
+def collapse_ui(design: Design) -> bool:
+    """Whether blocks are drawn as one node each: a toggle, offered when the design has blocks."""
+    if not has_blocks(design):
+        return False
+    return st.toggle(
+        "Collapse blocks",
+        value=run_count(design.layers) > COLLAPSE_ABOVE,
+        key=COLLAPSE,
+        help="Draw each block as one node with its totals; click a block to select it.",
+    )
+
+
 def graph_view_ui(design: Design, trace: Trace | None, animate: bool) -> None:
     """The graph in the pan-and-zoom viewer (or the browser-drawn fallback); ``animate`` plays it layer by layer."""
-    graph = render_graph(design, trace)
+    graph = render_graph(design, trace, depth=1 if collapse_ui(design) else None)
     try:
         svg = layout_svg(graph.source)
     except RenderError as error:

@@ -16,6 +16,7 @@ from playwright.sync_api import Frame, Page, expect
 
 from benchmarks.designs import conv_mlp_design
 from builder.design import design_from_dict
+from builder.examples import load_example
 from builder.share import encode_design
 
 pytestmark = pytest.mark.browser
@@ -254,6 +255,30 @@ def test_clicking_a_layer_in_the_graph_selects_it(page: Page):
     wait_idle(page)
     expect(layer_button(page, "2 · ReLU()")).to_have_attribute("data-testid", "stBaseButton-primary")
     shot(page, "graph-view-06-selected")
+
+
+def test_blocks_collapse_and_a_click_inside_a_block_selects_the_block(page: Page):
+    design = load_example("resnet18")
+    frame = open_app(page, "?design=" + encode_design(design))
+    assert frame.locator("#canvas svg g.cluster").count() == 0, "a big design's blocks start collapsed"
+    node(frame, "layer-6").locator("text").first.click()
+    expect(layer_button(page, "6 · Sequential block (16 entries)")).to_have_attribute(
+        "data-testid", "stBaseButton-primary"
+    )
+    wait_idle(page)
+
+    page.get_by_text("Collapse blocks").click()
+    wait_idle(page)
+    expect(frame.locator("#canvas svg g.cluster").first).to_be_attached()
+    block = frame.locator("#canvas svg g.cluster").filter(
+        has=frame.locator("title", has_text=re.compile("^cluster_layer-6$"))
+    )
+    expect(block).to_have_class(re.compile(r"\bselected\b"))
+    node(frame, "layer-7/layers/0/body/0").locator("text").first.click()  # a layer inside block 7
+    expect(layer_button(page, "7 · Sequential block (16 entries)")).to_have_attribute(
+        "data-testid", "stBaseButton-primary"
+    )
+    shot(page, "graph-view-08-blocks")
 
 
 def test_the_view_follows_the_dark_theme(browser, server):

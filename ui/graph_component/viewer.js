@@ -2,7 +2,7 @@
 //
 // It speaks Streamlit's component protocol (version 1) by hand: "streamlit:componentReady" once, then a
 // "streamlit:render" message with the arguments on every rerun; it answers with "streamlit:setFrameHeight" and,
-// when a layer is clicked, "streamlit:setComponentValue" ({node, at}).
+// when a layer is clicked, "streamlit:setComponentValue" ({node, path, at}).
 //
 // The SVG is untrusted: it is parsed as XML (parsing runs nothing) and rebuilt from an allowlist of the elements
 // and attributes a Graphviz graph uses. Scripts, foreign objects, styles, images, links, event handlers,
@@ -107,16 +107,29 @@
     return title ? title.textContent : "";
   }
 
+  // A node or a block's cluster by its DOT name: "layer-5", "layer-5/layers/0/body/1", "cluster_layer-5".
+  function nameOf(g) {
+    const title = ownTitle(g);
+    return g.classList.contains("cluster") ? title.replace(/^cluster_/, "") : title;
+  }
+
+  // The top-level entry a node belongs to: a block's inner nodes are named after it ("layer-5/...").
+  function topOf(name) {
+    return name.split("/")[0];
+  }
+
   function indexGraph(svg) {
     const nodes = new Map();
+    const clusters = new Map();
     const edges = [];
-    for (const g of svg.querySelectorAll("g.node")) nodes.set(ownTitle(g), g);
+    for (const g of svg.querySelectorAll("g.node")) nodes.set(nameOf(g), g);
+    for (const g of svg.querySelectorAll("g.cluster")) clusters.set(nameOf(g), g);
     for (const g of svg.querySelectorAll("g.edge")) {
       const name = ownTitle(g);
       const arrow = name.lastIndexOf("->");
       edges.push({ g: g, head: arrow >= 0 ? name.slice(arrow + 2) : "" });
     }
-    return { nodes: nodes, edges: edges };
+    return { nodes: nodes, clusters: clusters, edges: edges };
   }
 
   function showSvg(text) {
@@ -248,9 +261,11 @@
 
   function markNodes() {
     if (!graph) return;
-    for (const [name, g] of graph.nodes) {
-      g.classList.toggle("layer", layerNodes.has(name));
-      g.classList.toggle("selected", name === selected);
+    for (const shapes of [graph.nodes, graph.clusters]) {
+      for (const [name, g] of shapes) {
+        g.classList.toggle("layer", layerNodes.has(topOf(name)));
+        g.classList.toggle("selected", name === selected);
+      }
     }
   }
 
@@ -282,8 +297,10 @@
       for (const name of frames[frame]) {
         if (pending.delete(name) && layerNodes.has(name)) done += 1;
       }
-      for (const [name, g] of graph.nodes) g.classList.toggle("pending", pending.has(name));
-      for (const edge of graph.edges) edge.g.classList.toggle("pending", pending.has(edge.head));
+      for (const shapes of [graph.nodes, graph.clusters]) {
+        for (const [name, g] of shapes) g.classList.toggle("pending", pending.has(topOf(name)));
+      }
+      for (const edge of graph.edges) edge.g.classList.toggle("pending", pending.has(topOf(edge.head)));
       frame += 1;
       if (frame >= frames.length) {
         stopAnimation();
@@ -348,7 +365,7 @@
 
   viewport.addEventListener("pointerdown", function (event) {
     if (event.button !== 0 || !graph) return;
-    const node = event.target.closest ? event.target.closest("g.node") : null;
+    const node = event.target.closest ? event.target.closest("g.node, g.cluster") : null;
     press = { id: event.pointerId, x: event.clientX, y: event.clientY, viewX: view.x, viewY: view.y, node: node, dragging: false };
     viewport.setPointerCapture(event.pointerId);
   });
@@ -377,12 +394,15 @@
   viewport.addEventListener("pointerup", release);
   viewport.addEventListener("pointercancel", release);
 
+  // A click on a layer, or on anything of a block (its outline, its label, a layer in it), selects that entry of
+  // the stack; the value also names the exact node clicked.
   function selectNode(g) {
-    const name = ownTitle(g);
-    if (!layerNodes.has(name)) return;
-    selected = name;
+    const name = nameOf(g);
+    const top = topOf(name);
+    if (!layerNodes.has(top)) return;
+    selected = top;
     markNodes();
-    send("streamlit:setComponentValue", { value: { node: name, at: Date.now() }, dataType: "json" });
+    send("streamlit:setComponentValue", { value: { node: top, path: name, at: Date.now() }, dataType: "json" });
   }
 
   // Ctrl (or Cmd, or a trackpad pinch) + wheel zooms at the pointer; the plain wheel pans a graph taller than the
@@ -400,6 +420,18 @@
     const dy = (event.shiftKey ? 0 : event.deltaY) * unit;
     if (panBy(-dx, -dy)) event.preventDefault();
   }, { passive: false });
+
+  // The browser may scroll the view itself (find in page, a focused element brought into view): turn that into a
+  // pan, so the transform stays the one source of where the graph is.
+  viewport.addEventListener("scroll", function () {
+    if (!viewport.scrollLeft && !viewport.scrollTop) return;
+    view.x -= viewport.scrollLeft;
+    view.y -= viewport.scrollTop;
+    viewport.scrollLeft = 0;
+    viewport.scrollTop = 0;
+    userMoved = true;
+    apply();
+  });
 
   viewport.addEventListener("keydown", function (event) {
     const keys = {
