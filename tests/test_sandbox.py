@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -635,3 +636,50 @@ def test_seed_layers_through_the_cli(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert all(name in result.stdout for name in ("CenteredLayer", "MyLinear", "Gate")), result.stdout
     assert "84" in result.stdout  # MyLinear's parameters: 20 * 4 + 4
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Custom layers inside blocks
+
+
+def block_design(source: str) -> Design:
+    """A repeated stage of residual blocks whose body holds the custom layer ``Half``."""
+    from builder.design import design_from_dict
+
+    residual = {"type": "Residual", "label": "res", "body": [{"type": "Half"}, {"type": "ReLU"}]}
+    stage = {"type": "Sequential", "label": "stage", "repeat": 3, "layers": [residual]}
+    return design_from_dict(
+        {
+            "version": 2,
+            "input": {"shape": [2, 8]},
+            "layers": [stage],
+            "custom_layers": [{"name": "Half", "source": source}],
+        }
+    )
+
+
+def test_custom_layers_inside_blocks_trace_in_the_worker() -> None:
+    from builder.custom import define_trusted
+    from builder.inference import infer_shapes
+
+    design = block_design(forward_layer("return X * 0.5", "Half").replace("        return X\n", "", 1))
+    trace = analyze(design)
+    assert trace.ok, trace.error and trace.error.message
+    assert trace == infer_shapes(design, define_trusted(design.custom_layers))
+    assert {layer.path for layer in trace.inner if layer.type == "Half"} == {
+        f"layer-1#{copy}/layers/0/body/0" for copy in (1, 2, 3)
+    }
+
+
+def test_a_failure_inside_a_block_names_its_path() -> None:
+    trace = analyze(block_design(forward_layer("while True:\n    pass", "Half")))
+    assert trace.error is not None and trace.error.layer_type == "Half"
+    assert trace.error.path.endswith("/layers/0/body/0") and "did not finish" in trace.error.problem
+
+
+def test_a_forged_inner_record_is_refused() -> None:
+    design = block_design(forward_layer("return X", "Half"))
+    trace = analyze(design)
+    forged = replace(trace, inner=(replace(trace.inner[0], id="layer-99"),))
+    with pytest.raises(results.ResultError, match="not an entry of the design's blocks"):
+        results.trace(results.load_payload(pickle.dumps(forged)), design)

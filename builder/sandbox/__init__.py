@@ -21,7 +21,7 @@ import signal
 from dataclasses import dataclass, replace
 from typing import Any
 
-from builder.design import Design, DesignError, design_from_dict, dump_design, validate_design
+from builder.design import Design, DesignError, design_from_dict, dump_design, validate_design, walk
 from builder.diagnose import LayerError
 from builder.inference import ParamInfo, Trace
 from builder.sandbox import pool, results, syscalls
@@ -313,12 +313,15 @@ def _stopped_trace(design: Design, problem: CodeProblem, outcome: pool.Outcome, 
     """A trace failing at the layer the job stopped in; a passing trouble raises instead, so no cache keeps it."""
     if outcome.lost or outcome.ending.get("ending") == "cancelled":
         raise SandboxError(str(problem))  # the worker was lost or the job cancelled: try again
-    index = next((i for i, layer in enumerate(design.layers) if layer.type == problem.layer), None)
-    if index is None or outcome.refused:
+    located = next((found for found in walk(design.layers) if found.entry.type == problem.layer), None)
+    if located is None or outcome.refused:
         raise DesignError(str(problem))
-    spec = design.layers[index]
+    spec = located.entry
     stage = "build" if outcome.progress and outcome.progress[1] == "__init__" else "forward"
-    error = LayerError(index, spec.id, spec.type, dict(spec.params), _with_line(problem), stage=stage)
+    path = located.path if located.depth else ""
+    error = LayerError(
+        located.index, spec.id, spec.type, dict(spec.params), _with_line(problem), stage=stage, path=path
+    )
     return Trace(design.name, design.input.shape, design.input.dtype, (), error, ran=run)
 
 

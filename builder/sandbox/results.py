@@ -15,7 +15,7 @@ import io
 import pickle
 from typing import Any
 
-from builder.design import Design, DType
+from builder.design import Design, DType, design_path, walk
 from builder.diagnose import Fix, FixKind, LayerError
 from builder.inference import LayerTrace, ParamInfo, Trace
 from builder.sandbox.static import CodeProblem
@@ -203,6 +203,7 @@ def _error(obj: Any, where: str) -> LayerError:
         torch_message=text(f.get("torch_message"), where),
         stage=text(f.get("stage"), where, 20),
         extra=plain(f.get("extra"), where),
+        path=text(f.get("path", ""), where, 2_000),
     )
 
 
@@ -224,6 +225,7 @@ def _layer(obj: Any, where: str) -> LayerTrace:
         activation_bytes=whole(f.get("activation_bytes"), where),
         device=text(f.get("device"), where, 10),
         notes=tuple(text(n, where, 2_000) for n in items(f.get("notes"), where, limit=32)),
+        path=text(f.get("path", ""), where, 2_000),
     )
 
 
@@ -236,6 +238,8 @@ def trace(obj: Any, design: Design) -> Trace:
     if type(dtype) is not DType:
         raise ResultError("trace: unknown input dtype")
     layers = tuple(_layer(x, f"layers[{i}]") for i, x in enumerate(items(f.get("layers"), "trace", limit=MAX_LAYERS)))
+    inner_items = items(f.get("inner", ()), "trace", limit=MAX_LAYERS)
+    inner = tuple(_layer(x, f"inner[{i}]") for i, x in enumerate(inner_items))
     error = f.get("error")
     rebuilt = Trace(
         name=text(f.get("name"), "trace", 500),
@@ -244,6 +248,7 @@ def trace(obj: Any, design: Design) -> Trace:
         layers=layers,
         error=None if error is None else _error(error, "trace error"),
         ran=flag(f.get("ran"), "trace"),
+        inner=inner,
     )
     _matches(rebuilt, design)
     return rebuilt
@@ -256,10 +261,21 @@ def _matches(result: Trace, design: Design) -> None:
     for position, (layer, spec) in enumerate(zip(result.layers, design.layers, strict=False)):
         if (layer.index, layer.id, layer.type) != (position, spec.id, spec.type):
             raise ResultError(f"layers[{position}]: not the design's layer {spec.id} ({spec.type})")
+    entries = {located.path: located for located in walk(design.layers)}
+    for position, layer in enumerate(result.inner):
+        located = entries.get(design_path(layer.path))
+        if located is None or (located.index, located.entry.id, located.entry.type) != (
+            layer.index,
+            layer.id,
+            layer.type,
+        ):
+            raise ResultError(f"inner[{position}]: not an entry of the design's blocks")
     error = result.error
     if error is not None:
-        spec = design.layers[error.index] if error.index < len(design.layers) else None
-        if spec is None or (error.layer_id, error.layer_type) != (spec.id, spec.type):
+        located = entries.get(design_path(error.path)) if error.path else None
+        spec = located.entry if located else design.layers[error.index] if error.index < len(design.layers) else None
+        index = located.index if located else error.index
+        if spec is None or (index, error.layer_id, error.layer_type) != (error.index, spec.id, spec.type):
             raise ResultError("trace error: not one of the design's layers")
 
 
