@@ -294,9 +294,8 @@ def _docstring(block: BlockSpec) -> str:
 
 
 def _stacks_text(block: BlockSpec) -> str:
-    if isinstance(block, ParallelBlock):
-        return f"{len(block.branches)} branches"
-    return f"{len(block.layers)} layers"
+    count, noun = (len(block.branches), "branch") if isinstance(block, ParallelBlock) else (len(block.layers), "layer")
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}es" if noun == "branch" else f"{count} {noun}s"
 
 
 def _forward_line(attribute: str, item: Item) -> str:

@@ -145,7 +145,7 @@ def set_block(design: Design, block_id: str, **fields: Any) -> Design:
     allowed = {"label", "repeat"} | ({"merge", "dim"} if not isinstance(block, SequentialBlock) else set())
     if not is_block(block) or not set(fields) <= allowed:
         raise DesignError(f"{block_id}: a {block.type} has no field {', '.join(sorted(set(fields) - allowed))}")
-    if fields.get("merge", getattr(block, "merge", None)) != Merge.CONCAT:
+    if "merge" in allowed and fields.get("merge", block.merge) != Merge.CONCAT:
         fields["dim"] = None
     return validate_design(_replace(design, block_id, lambda entry: [entry.model_copy(update=fields)]))
 
