@@ -1004,16 +1004,16 @@ def _check_counts(data: dict[str, Any]) -> None:
         raise DesignError(_too_many("custom_layers", len(items), MAX_CUSTOM_LAYERS))
     top = data.get("layers")
     count, todo = 0, [(top, 0)] if isinstance(top, list | tuple) else []
-    while todo:
+    while todo:  # the file's size bounds the work: a 2,000,000-character file holds under 200,000 entries
         entries, depth = todo.pop()
         count += len(entries)
-        if count > MAX_LAYERS:
-            raise DesignError(_too_many("layers", count + sum(len(e) for e, _ in todo), MAX_LAYERS))
         if depth > MAX_BLOCK_DEPTH:
             raise DesignError(f"layers: blocks nest more than {MAX_BLOCK_DEPTH} deep; flatten an inner block")
         for entry in entries:
             if isinstance(entry, dict):
                 todo += [(stack, depth + 1) for stack in _raw_children(entry)]
+    if count > MAX_LAYERS:
+        raise DesignError(_too_many("layers", count, MAX_LAYERS))
 
 
 def _raw_custom_names(data: dict[str, Any]) -> set[str]:
