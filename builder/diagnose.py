@@ -404,8 +404,13 @@ def _elementwise_problem(block: BlockSpec, merge: Merge, x: Shape, inputs: list[
             f"cannot {verb} the body's output {_fmt(other.shape)} and the identity shortcut's {_fmt(first.shape)}: "
             f"the body changed the input ({_changes(x, other.shape)}); {rule}"
         )
-    shapes = f"the {other.title}'s output {_fmt(other.shape)} and the {first.title}'s {_fmt(first.shape)}"
+    shapes = f"{_named(other.title)}'s output {_fmt(other.shape)} and {_named(first.title)}'s {_fmt(first.shape)}"
     return f"cannot {verb} {shapes}; {rule}"
+
+
+def _named(title: str) -> str:
+    """A stack as a sentence names it: "the body", "branch 2"."""
+    return f"the {title}" if title in ("body", "shortcut") else title
 
 
 def _changed_at(entry: MergeInput, axis: int) -> str:
