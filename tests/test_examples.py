@@ -14,10 +14,9 @@ import pytest
 import torch
 
 from builder import cli
-from builder.design import DesignError, dump_design
+from builder.design import DesignError, dump_design, is_block
 from builder.examples import EXAMPLES_DIR, list_examples, load_example
 from builder.export import ExportStyle, export_code
-from builder.design import is_block
 from builder.graph import node_id, render_graph
 from builder.inference import Trace, infer_shapes
 from builder.summary import format_summary
