@@ -23,7 +23,7 @@ from torch import nn
 from builder.catalog import catalog
 from builder.cli_import import register_import_command
 from builder.custom import define_trusted
-from builder.design import Design, DesignError, DType, dump_design, load_design
+from builder.design import Design, DesignError, DType, dump_design, has_blocks, load_design
 from builder.examples import list_examples
 from builder.export import ExportStyle, export_code
 from builder.importer import ImportFailed, ImportNote, ImportResult, Severity, import_code
@@ -839,7 +839,9 @@ def test_kitchen_sink_notes_match_the_golden_file() -> None:
 
 # ---------------------------------------------------------------------------------------------- the round trip
 
-EXAMPLES = list_examples()
+# Examples with blocks are left out: reading blocks back from code is the importer's next issue (issue 9); today
+# it reads their exported code as custom layers or as a fragment, which that issue is about.
+EXAMPLES = {name: design for name, design in list_examples().items() if not has_blocks(design)}
 EXAMPLE_CASES = [
     pytest.param(name, style, materialize, id=f"{name}-{style}{'-materialized' * materialize}")
     for name in EXAMPLES
