@@ -49,6 +49,11 @@ def types(at: AppTest) -> list[str]:
     return [layer.type for layer in design(at).layers]
 
 
+def frame_with(at: AppTest, column: str):
+    """The first table on the page with this column (the layer table, the lazy panel, ...)."""
+    return next(frame.value for frame in at.dataframe if column in frame.value.columns)
+
+
 def graph_source(at: AppTest) -> str:
     """The texts the graph shows (node lines and edge labels), one a line."""
     return "\n".join(graph_texts(at))
@@ -92,7 +97,7 @@ def test_forward_pass_fills_graph_table_and_lazy_panel(at):
     run_forward(at)
     dot = graph_source(at)
     assert "(2, 256)" in dot and "(2, 10)" in dot and "<UninitializedParameter>" not in dot
-    table, lazy = at.dataframe[0].value, at.dataframe[1].value
+    table, lazy = frame_with(at, "output shape"), frame_with(at, "before")
     assert list(table["output shape"]) == ["(2, 256)", "(2, 256)", "(2, 10)"]
     assert "in_features inferred = 20" in table["notes"][0]
     weight = lazy[lazy["parameter"] == "1 LazyLinear.weight"].iloc[0]
@@ -267,7 +272,7 @@ def test_layers_before_the_error_keep_their_shapes():
     data = {**BROKEN, "layers": [{"type": "ReLU"}, *BROKEN["layers"]]}
     at = open_app({"design": encode_design(design_from_dict(data))})
     run_forward(at)
-    assert list(at.dataframe[0].value["output shape"]) == ["(2, 20)"]
+    assert list(frame_with(at, "output shape")["output shape"]) == ["(2, 20)"]
 
 
 # ---------------------------------------------------------------- the URL
@@ -342,4 +347,4 @@ def test_every_kind_of_example_runs_on_the_build_page(name):
     at = open_app({"design": encode_design(load_example(name))})
     run_forward(at)
     assert not at.error, at.error[0].value
-    assert at.dataframe[0].value["output shape"].iloc[-1] != "?"
+    assert frame_with(at, "output shape")["output shape"].iloc[-1] != "?"
