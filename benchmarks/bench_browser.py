@@ -1,0 +1,415 @@
+"""Benchmark: the Build page as a user meets it, in headless Chromium against a real ``streamlit run app.py``.
+
+The script starts its own server on a free port (and stops that process, by its pid, at the end), warms it with
+one untimed visit, then times each step from the user's action to what the user waits for, in a fresh browser
+context (an empty browser cache, as a new visitor has):
+
+1. the default design: click "Run dummy forward pass" until ``(2, 10)`` shows in the graph, instant mode;
+2. the same, layer by layer, until the animation has shown the last layer;
+3. the 150-layer design (a) (``benchmarks/designs.py``) opened from a ``?design=`` link, until its graph is drawn;
+4. design (a): click run until ``(8, 1000)`` shows in the graph, instant mode;
+5. a second visitor's first paint on the warm server: the stack and the graph drawn;
+6. design (a): a parameter edit (the last Linear's ``out_features``) until the graph shows it;
+7. ResNet-50 with blocks (design (c), 11 entries, 170 layers run; its blocks start collapsed) opened from a link
+   until its graph is drawn, and 8. run until ``(8, 1000)`` shows, instant mode.
+
+Each step is run ``--repeat`` times (at least 5); the median and the spread are printed beside the server-side
+costs of the same work, measured in this process: the warm trace, building the DOT text, and ``dot -Tsvg``.
+Step 5 also prints when each part of the page appeared, to show what the first paint waits for.
+
+Run: ``python benchmarks/bench_browser.py`` (about two minutes); ``--app-dir`` times another checkout's app
+(``git archive HEAD | tar -x -C /tmp/before`` gives the last commit's). Browser: ``$BUILDER_CHROMIUM`` or
+``/usr/bin/chromium``, else playwright's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+from benchmarks.designs import conv_mlp_design, resnet50_design  # noqa: E402
+from builder.share import encode_design  # noqa: E402
+
+MIN_REPEAT = 5
+# The issue's targets (ms), by step number: the default design's run, design (a)'s run, its edit, a first paint.
+TARGETS = {"1.": 300, "4.": 1000, "5.": 1500, "6.": 500, "8.": 1000}
+START_TIMEOUT = 120.0
+STEP_TIMEOUT_MS = 120_000
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+VIEWPORT = {"width": 1500, "height": 1100}
+Action = Callable[[Page], object]  # something done in a page: a step's untimed preparation, or its timed action
+
+# What the page shows, read in the page itself (the graph view's frame is same-origin). The graph is either the
+# server-laid-out viewer (an iframe whose layers still to come carry the class "pending" while it animates) or,
+# without it, st.graphviz_chart's SVG.
+GRAPH_STATE_JS = """
+() => {
+  const docs = [document];
+  for (const frame of document.querySelectorAll("iframe[title$='graph_view']")) {
+    if (frame.contentDocument) docs.push(frame.contentDocument);
+  }
+  const texts = [];
+  let nodes = 0, animating = false;
+  for (const doc of docs) {
+    const root = doc.querySelector(doc === document ? "[data-testid='stGraphVizChart'] svg" : "#canvas svg");
+    if (!root) continue;
+    if (doc !== document && doc.querySelector("#viewer[data-state='animating']")) animating = true;
+    nodes += root.querySelectorAll("g.node").length;
+    for (const text of root.querySelectorAll("g.node:not(.pending) text, g.edge:not(.pending) text")) {
+      texts.push(text.textContent);
+    }
+  }
+  return {texts, nodes, animating};
+}
+"""
+STACK_ITEMS_JS = """
+() => {
+  const frame = document.querySelector("iframe[title='streamlit_sortables.sortable_items']");
+  const doc = frame && frame.contentDocument;
+  return doc ? doc.querySelectorAll(".sortable-item").length : 0;
+}
+"""
+
+
+# ---------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(app_dir: Path) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port, answering /_stcore/health; our own process is stopped at the end."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    log = open(app_dir / "bench-browser-server.log", "w")  # noqa: SIM115  # closed in finally, after the server
+    proc = subprocess.Popen(command, cwd=app_dir, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start; see {log.name}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def launch(playwright) -> Browser:
+    for path in [os.environ.get("BUILDER_CHROMIUM"), "/usr/bin/chromium"]:
+        if path and Path(path).exists():
+            return playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(args=CHROMIUM_ARGS)
+
+
+# ---------------------------------------------------------------- what the page shows
+
+
+def graph_state(page: Page) -> dict:
+    return page.evaluate(GRAPH_STATE_JS)
+
+
+def wait_until(page: Page, done: Callable[[], bool], what: str) -> None:
+    """Poll the page every few milliseconds (the measured steps last hundreds of them)."""
+    deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        page.wait_for_timeout(10)
+
+
+def wait_graph_text(page: Page, text: str) -> None:
+    """Until ``text`` is shown in the graph, and the animation (if any) has ended."""
+
+    def shown() -> bool:
+        state = graph_state(page)
+        return not state["animating"] and any(text in t for t in state["texts"])
+
+    wait_until(page, shown, f"{text!r} in the graph")
+
+
+def wait_graph_nodes(page: Page, count: int) -> None:
+    wait_until(page, lambda: graph_state(page)["nodes"] >= count, f"{count} nodes in the graph")
+
+
+def open_page(page: Page, url: str, nodes: int) -> None:
+    page.goto(url)
+    wait_graph_nodes(page, nodes)
+    page.wait_for_selector(IDLE, timeout=STEP_TIMEOUT_MS)
+
+
+def choose_mode(page: Page, mode: str) -> None:
+    page.get_by_role("radio", name=mode, exact=True).click()
+    page.wait_for_selector(IDLE, timeout=STEP_TIMEOUT_MS)
+
+
+def click_run(page: Page) -> None:
+    page.get_by_role("button", name="Run dummy forward pass").click()
+
+
+# ---------------------------------------------------------------- the steps
+
+
+def timed(browser: Browser, repeat: int, prepare: Action, act: Action) -> list[float]:
+    """``act``'s wall time in ms, each time in a fresh context after an untimed ``prepare``; [] if it failed."""
+    times = []
+    for _ in range(repeat):
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        try:
+            prepare(page)
+            start = time.perf_counter()
+            act(page)
+            times.append((time.perf_counter() - start) * 1000)
+        except Exception as error:  # an older app may not open a design (format 2): report the step, go on
+            print(f"  a step failed: {type(error).__name__}: {str(error).splitlines()[0]}", file=sys.stderr)
+            return []
+        finally:
+            context.close()
+    return times
+
+
+def first_paint_parts(browser: Browser, url: str) -> dict[str, float]:
+    """When each part of a new visitor's page appeared (ms after navigation started)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    marks: dict[str, float] = {}
+    checks = {
+        "app shell": lambda: page.locator("[data-testid='stApp']").count() > 0,
+        "title": lambda: page.get_by_text("Build a model").count() > 0,
+        "script run done": lambda: page.locator(IDLE).count() > 0 and page.get_by_text("Build a model").count() > 0,
+        "stack items": lambda: page.evaluate(STACK_ITEMS_JS) > 0,
+        "graph drawn": lambda: graph_state(page)["nodes"] >= 5,
+    }
+    try:
+        start = time.perf_counter()
+        page.goto(url, wait_until="commit")
+        while len(marks) < len(checks) and time.perf_counter() - start < STEP_TIMEOUT_MS / 1000:
+            for name, check in checks.items():
+                if name not in marks and check():
+                    marks[name] = (time.perf_counter() - start) * 1000
+            page.wait_for_timeout(10)
+    finally:
+        context.close()
+    return marks
+
+
+def browser_steps(url: str) -> dict[str, tuple[Action, Action]]:
+    """The steps, by name (its number first), each a preparation and the action timed after it."""
+    design = conv_mlp_design()
+    link = f"{url}/?design={encode_design(design)}"
+    big_nodes = len(design.layers) + 2
+    last = design.layers[-1]
+    resnet = resnet50_design()
+    resnet_link = f"{url}/?design={encode_design(resnet)}"
+
+    def seed(page: Page) -> None:
+        open_page(page, url, 5)
+
+    def seed_instant(page: Page) -> None:
+        seed(page)
+        choose_mode(page, "instant")
+
+    def big(page: Page) -> None:
+        open_page(page, link, big_nodes)
+
+    def big_instant(page: Page) -> None:
+        big(page)
+        choose_mode(page, "instant")
+
+    def big_selected(page: Page) -> None:
+        big(page)
+        label = f"{len(design.layers)} · Linear("
+        page.locator("[data-testid^='stBaseButton']").filter(has_text=label).last.click()
+        page.wait_for_selector(IDLE, timeout=STEP_TIMEOUT_MS)
+        page.locator("[data-testid='stNumberInput']").filter(has_text="out_features").wait_for()
+
+    def edit(page: Page) -> None:
+        field = page.locator("[data-testid='stNumberInput']").filter(has_text="out_features").locator("input")
+        field.fill("999")
+        field.press("Enter")
+        wait_graph_text(page, "out_features=999")
+
+    def nothing(page: Page) -> None:
+        pass
+
+    def resnet_instant(page: Page) -> None:
+        open_page(page, resnet_link, len(resnet.layers) + 2)
+        choose_mode(page, "instant")
+
+    return {
+        "1. default design, run until (2, 10) shows, instant": (
+            seed_instant,
+            lambda p: (click_run(p), wait_graph_text(p, "(2, 10)")),
+        ),
+        "2. default design, run until (2, 10) shows, layer by layer": (
+            seed,
+            lambda p: (click_run(p), wait_graph_text(p, "(2, 10)")),
+        ),
+        f"3. design (a) ({len(design.layers)} layers) from a link until its graph is drawn": (
+            nothing,
+            lambda p: open_page(p, link, big_nodes),
+        ),
+        "4. design (a), run until (8, 1000) shows, instant": (
+            big_instant,
+            lambda p: (click_run(p), wait_graph_text(p, "(8, 1000)")),
+        ),
+        "5. a second visitor's first paint (stack and graph drawn)": (
+            nothing,
+            lambda p: (open_page(p, url, 5), p.wait_for_function(STACK_ITEMS_JS)),
+        ),
+        f"6. design (a), edit {last.type}.out_features until the graph shows it": (big_selected, edit),
+        "7. ResNet-50 (blocks) from a link until its graph is drawn": (
+            nothing,
+            lambda p: open_page(p, resnet_link, len(resnet.layers) + 2),
+        ),
+        "8. ResNet-50, run until (8, 1000) shows, instant": (
+            resnet_instant,
+            lambda p: (click_run(p), wait_graph_text(p, "(8, 1000)")),
+        ),
+    }
+
+
+# ---------------------------------------------------------------- server-side costs
+
+
+def server_steps(repeat: int) -> dict[str, list[float]]:
+    """Design (a)'s and ResNet-50's warm trace, DOT text and layout by ``dot -Tsvg``, in this process."""
+    import graphviz
+
+    from builder import run as runner
+    from builder.graph import render_graph
+    from builder.render import layout_svg
+
+    design = conv_mlp_design()
+    runner.analyze(design, run=True)  # the meta device's first use (over a second) is paid at server start
+
+    def ms(action: Callable[[], object]) -> list[float]:
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            action()
+            times.append((time.perf_counter() - start) * 1000)
+        return times
+
+    trace = runner.analyze(design, run=True)
+    dot = render_graph(design, trace).source
+    resnet = resnet50_design()
+    resnet_trace = runner.analyze(resnet, run=True)
+    expanded = render_graph(resnet, resnet_trace).source
+
+    def layout(text: str) -> Callable[[], str]:
+        return functools.partial(graphviz.pipe_string, "dot", "svg", text, encoding="utf-8")
+
+    return {
+        "design (a): warm trace (builder.run.analyze)": ms(lambda: runner.analyze(design, run=True)),
+        "design (a): DOT text (builder.graph.render_graph)": ms(lambda: render_graph(design, trace).source),
+        "design (a): layout, dot -Tsvg (uncached)": ms(layout(dot)),
+        "design (a): layout, cached (builder.render.layout_svg)": ms(lambda: layout_svg(dot)),
+        "ResNet-50: warm trace": ms(lambda: runner.analyze(resnet, run=True)),
+        "ResNet-50: DOT text, blocks collapsed": ms(lambda: render_graph(resnet, resnet_trace, depth=1).source),
+        "ResNet-50: DOT text, blocks drawn": ms(lambda: render_graph(resnet, resnet_trace).source),
+        "ResNet-50: layout, blocks collapsed (uncached)": ms(
+            layout(render_graph(resnet, resnet_trace, depth=1).source)
+        ),
+        "ResNet-50: layout, blocks drawn (uncached)": ms(layout(expanded)),
+    }
+
+
+def report(title: str, results: dict[str, list[float]]) -> None:
+    print(f"\n{title}")
+    width = max(map(len, results))
+    for name, times in results.items():
+        if not times:
+            print(f"  {name:<{width}}  could not run")
+            continue
+        median = statistics.median(times)
+        spread = f"min {min(times):,.0f}, max {max(times):,.0f}, n={len(times)}"
+        target = TARGETS.get(name.split(" ", 1)[0])
+        verdict = f"  target < {target:,} ms: {'ok' if median < target else 'missed'}" if target else ""
+        print(f"  {name:<{width}}  median {median:>7,.0f} ms  ({spread}){verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=MIN_REPEAT, help=f"runs per step (at least {MIN_REPEAT})")
+    parser.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout whose app.py is served")
+    parser.add_argument("--steps", default="", help="the steps to run, by number (e.g. 1,4); all by default")
+    args = parser.parse_args()
+    repeat = max(args.repeat, MIN_REPEAT)
+    chosen = {f"{n.strip()}." for n in args.steps.split(",") if n.strip()}
+
+    with streamlit_server(args.app_dir.resolve()) as url, sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            timed(browser, 1, lambda p: None, lambda p: open_page(p, url, 5))  # the server's own warm-up
+            results = {
+                name: timed(browser, repeat, *step)
+                for name, step in browser_steps(url).items()
+                if not chosen or name.split(" ", 1)[0] in chosen
+            }
+            parts = [first_paint_parts(browser, url) for _ in range(repeat)] if not chosen or "5." in chosen else []
+        finally:
+            browser.close()
+    report(f"In the browser ({args.app_dir.resolve()}, Chromium, median of {repeat}):", results)
+    if parts:
+        print("\n  what a new visitor's first paint waits for (ms after navigation, median):")
+        for name in parts[0]:
+            print(f"    {name:<16} {statistics.median(p[name] for p in parts if name in p):>7,.0f}")
+    report("On the server (this process, warm):", server_steps(repeat))
+
+
+if __name__ == "__main__":
+    main()
