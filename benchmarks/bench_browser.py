@@ -32,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -117,7 +118,7 @@ def streamlit_server(app_dir: Path) -> Iterator[str]:
         "--browser.gatherUsageStats",
         "false",
     ]
-    log = open(app_dir / "bench-browser-server.log", "w")  # noqa: SIM115  # closed in finally, after the server
+    log = open(Path(tempfile.gettempdir()) / "bench-browser-server.log", "w")  # noqa: SIM115  # closed in finally
     proc = subprocess.Popen(command, cwd=app_dir, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
