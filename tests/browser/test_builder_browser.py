@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 SORTABLES = "iframe[title='streamlit_sortables.sortable_items']"
-GRAPH = "[data-testid='stGraphVizChart'] svg"
+GRAPH = "iframe[title='ui.graph_view.graph_view'] >> internal:control=enter-frame >> #canvas svg"
 SEED_STACK = ["1 · LazyLinear(256)", "2 · ReLU()", "3 · LazyLinear(10)"]
 BROKEN = {
     "version": 1,
