@@ -1,4 +1,9 @@
-"""Edits of a design. Each returns a new design, so callers keep an undo history for free."""
+"""Edits of a design. Each returns a new design, so callers keep an undo history for free.
+
+Most edits name an entry by its id, wherever it stands in the tree of blocks; a stack is named by its block's id
+(None for the model's own stack) and its key (``layers``, ``body``, ``shortcut``, ``branches/1``), as in
+``builder.blocks.edit``, whose tree edits (wrap, unwrap, branches, block fields, fixes) these build on.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,36 @@ import io
 import keyword
 import re
 import tokenize
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from builder.blocks import edit as tree
 from builder.catalog import catalog
-from builder.design import CustomLayerSpec, Design, DesignError, DType, InputSpec, LayerSpec, validate_design
-from builder.diagnose import Fix, FixKind, LayerError
-from builder.inference import Trace
+from builder.design import (
+    BlockSpec,
+    BlockType,
+    CustomLayerSpec,
+    Design,
+    DesignError,
+    DType,
+    Entry,
+    InputSpec,
+    LayerSpec,
+    ParallelBlock,
+    ResidualBlock,
+    SequentialBlock,
+    find_entry,
+    is_block,
+    validate_design,
+    walk,
+)
+from builder.diagnose import Fix, LayerError
+from builder.inference import Trace, infer_shapes
 from builder.samples import Shape, fitted_params, incoming_shape
+
+TOP = None  # the model's own stack, as a parent
+TOP_STACK = "layers"
 
 # Input presets offered by the app: name -> (shape, dtype).
 INPUT_PRESETS: dict[str, tuple[tuple[int, ...], DType]] = {
@@ -41,7 +69,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def _next_id(design: Design) -> str:
-    taken = {layer.id for layer in design.layers}
+    taken = {located.entry.id for located in walk(design.layers)}
     numbers = [int(i.split("-")[1]) for i in taken if re.fullmatch(r"layer-\d+", i)]
     counter = max(numbers, default=0) + 1
     while f"layer-{counter}" in taken:
@@ -83,50 +111,29 @@ def add_from_palette(design: Design, layer_type: str, index: int | None = None, 
     """Insert a new layer whose arguments fit the tensor it receives at ``index`` (the end by default).
 
     That shape is read from ``trace`` (a forward pass of ``design`` the caller already has) or from a meta-device
-    pass of the built-in layers before it (``samples.incoming_shape``); when it cannot be known, the layer starts
-    with the catalog's sample values.
+    pass of the built-in layers before it (``incoming_at``); when it cannot be known, the layer starts with the
+    catalog's sample values.
     """
     index = len(design.layers) if index is None else index
-    return add_layer(design, layer_type, index, incoming=incoming_shape(design, index, trace))
+    return add_layer(design, layer_type, index, incoming=incoming_at(design, TOP, TOP_STACK, index, trace))
 
 
 def remove_layer(design: Design, layer_id: str) -> Design:
-    """Drop the layer with this id."""
-    return _with_layers(design, [layer for layer in design.layers if layer.id != layer_id])
-
-
-def duplicate_layer(design: Design, layer_id: str) -> Design:
-    """Insert a copy of the layer right after it."""
-    index = design.layer_index(layer_id)
-    layer = design.layers[index]
-    return add_layer(design, layer.type, index + 1, dict(layer.params))
-
-
-def move_layer(design: Design, layer_id: str, new_index: int) -> Design:
-    """Move the layer with this id to position ``new_index``."""
-    layers = list(design.layers)
-    layer = layers.pop(design.layer_index(layer_id))
-    layers.insert(max(0, min(new_index, len(layers))), layer)
-    return _with_layers(design, layers)
-
-
-def reorder_layers(design: Design, layer_ids: list[str]) -> Design:
-    """Put the layers in the order of ``layer_ids``; ids not listed are dropped."""
-    by_id = {layer.id: layer for layer in design.layers}
-    return _with_layers(design, [by_id[i] for i in layer_ids if i in by_id])
+    """Drop the entry with this id, wherever it stands (a block goes with everything in it)."""
+    return tree.remove_entry(design, layer_id)
 
 
 def set_params(design: Design, layer_id: str, params: dict[str, Any]) -> Design:
-    """Replace a layer's parameters."""
-    layers = list(design.layers)
-    index = design.layer_index(layer_id)
-    layers[index] = layers[index].model_copy(update={"params": dict(params)})
-    return _with_layers(design, layers)
+    """Replace a layer's parameters, wherever it stands."""
+    return tree.set_entry_params(design, layer_id, params)
 
 
 def set_param(design: Design, layer_id: str, name: str, value: Any) -> Design:
     """Set one parameter; ``None`` removes it (back to torch's default)."""
-    params = dict(design.layers[design.layer_index(layer_id)].params)
+    located = find_entry(design, layer_id)
+    if located is None:
+        raise KeyError(layer_id)
+    params = dict(located.entry.params)
     if value is None:
         params.pop(name, None)
     else:
@@ -141,23 +148,207 @@ def set_input(design: Design, shape: tuple[int, ...], dtype: DType | str | None 
 
 
 def apply_fix(design: Design, error: LayerError, fix: Fix) -> Design:
-    """Apply a suggested fix to the layer the error names."""
-    layer_id = error.layer_id
-    if fix.kind is FixKind.SET_INPUT_DTYPE:
-        return set_input(design, design.input.shape, fix.value)
-    if fix.kind is FixKind.SET_PARAM:
-        return set_param(design, layer_id, fix.param, fix.value)
-    if fix.kind is FixKind.INSERT_FLATTEN:
-        index = design.layer_index(layer_id)
-        design = add_layer(design, "Flatten", index, {})
-        return set_param(design, layer_id, fix.param, fix.value) if fix.param else design
-    if fix.kind is FixKind.USE_LAZY:
-        index = design.layer_index(layer_id)
-        params = {k: v for k, v in design.layers[index].params.items() if k != fix.param}
-        layers = list(design.layers)
-        layers[index] = layers[index].model_copy(update={"type": fix.value, "params": params})
-        return _with_layers(design, layers)
-    raise ValueError(f"unknown fix kind {fix.kind}")
+    """Apply a suggested fix to the entry the error names, at the top level or inside a block (a projection
+    shortcut, another merge, Flatten inserted, an argument set, the Lazy variant, the input's dtype)."""
+    return tree.apply_fix(design, error, fix)
+
+
+# ---------------------------------------------------------------- the tree: stacks inside blocks
+
+# What a block dropped from the palette holds: a Residual needs a body (Identity until layers replace it), a
+# Parallel starts with two branches to fill (each empty one is the identity).
+BLOCK_TEMPLATES: dict[BlockType, BlockSpec] = {
+    BlockType.SEQUENTIAL: SequentialBlock(),
+    BlockType.RESIDUAL: ResidualBlock(body=(LayerSpec(type="Identity"),)),
+    BlockType.PARALLEL: ParallelBlock(branches=((), ())),
+}
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an entry stands: its block's id (``TOP``, None, for the model's own stack), the stack, the position."""
+
+    parent: str | None
+    stack: str
+    index: int
+
+
+def _places(entries: tuple[Entry, ...]) -> Iterator[tuple[Entry, Place]]:
+    """Every entry of the tree with its place, depth first in stack order."""
+    todo: list[tuple[Entry, Place]] = [(e, Place(TOP, TOP_STACK, i)) for i, e in enumerate(entries)][::-1]
+    while todo:
+        entry, place = todo.pop()
+        yield entry, place
+        if is_block(entry):
+            inner = [(e, Place(entry.id, s.key, i)) for s in entry.stacks() for i, e in enumerate(s.entries)]
+            todo += reversed(inner)
+
+
+def place_of(design: Design, entry_id: str) -> Place | None:
+    """Where the entry with this id stands, or None if the design has no such entry."""
+    return next((place for entry, place in _places(design.layers) if entry.id == entry_id), None)
+
+
+def stack_of(design: Design, parent: str | None, stack: str) -> tuple[Entry, ...]:
+    """The entries of a stack: the model's (``parent`` None) or block ``parent``'s ``stack``.
+
+    Raises:
+        DesignError: there is no such block, or it has no such stack.
+    """
+    if parent is TOP and stack == TOP_STACK:
+        return design.layers
+    located = find_entry(design, parent) if parent is not TOP else None
+    block = located.entry if located is not None else None
+    found = next((s.entries for s in block.stacks() if s.key == stack), None) if is_block(block) else None
+    if found is None:
+        raise DesignError(f"the model has no stack '{stack}' in {parent or 'its top level'}; it may have changed")
+    return found
+
+
+def ancestors(design: Design, entry_id: str) -> list[str]:
+    """The ids of the blocks that hold the entry, outermost first (empty for a top-level entry)."""
+    parents = {entry.id: place.parent for entry, place in _places(design.layers)}
+    chain: list[str] = []
+    parent = parents.get(entry_id)
+    while parent is not TOP:
+        chain.append(parent)
+        parent = parents[parent]
+    return chain[::-1]
+
+
+def new_entry(design: Design, entry_type: str, incoming: Shape | None = None) -> Entry:
+    """A fresh entry for a palette item: a block (``BLOCK_TEMPLATES``) or a layer whose arguments fit ``incoming``."""
+    if entry_type in set(BlockType):
+        return BLOCK_TEMPLATES[BlockType(entry_type)]
+    return LayerSpec(type=entry_type, params=default_params(entry_type, design, incoming))
+
+
+def insert_entry(
+    design: Design,
+    entry_type: str,
+    parent: str | None = TOP,
+    stack: str = TOP_STACK,
+    index: int | None = None,
+    trace: Trace | None = None,
+) -> tuple[Design, str]:
+    """Insert a new layer or block from the palette into a stack, at ``index`` (the end by default).
+
+    A layer's arguments fit the tensor it receives there (``incoming_at``). Returns the design and the new entry's
+    id.
+    """
+    entries = stack_of(design, parent, stack)
+    index = len(entries) if index is None else max(0, min(index, len(entries)))
+    entry = new_entry(design, entry_type, incoming_at(design, parent, stack, index, trace))
+    design = tree.add_entry(design, entry, parent, stack, index)
+    return design, stack_of(design, parent, stack)[index].id
+
+
+def _with_stack(design: Design, parent: str | None, stack: str, change: Callable[[tuple], tuple]) -> Design:
+    """The design with one stack's entries replaced by ``change(entries)``; every id is kept."""
+    stack_of(design, parent, stack)  # raises for a stack that is not there
+    if parent is TOP:
+        return design.model_copy(update={"layers": tuple(change(design.layers))})
+
+    def visit(entries: tuple[Entry, ...]) -> tuple[Entry, ...]:
+        return tuple(
+            entry.with_stacks(
+                [
+                    tuple(change(s.entries)) if entry.id == parent and s.key == stack else visit(s.entries)
+                    for s in entry.stacks()
+                ]
+            )
+            if is_block(entry)
+            else entry
+            for entry in entries
+        )
+
+    return design.model_copy(update={"layers": visit(design.layers)})
+
+
+def move_entry(design: Design, entry_id: str, parent: str | None, stack: str, index: int) -> Design:
+    """Move an entry (with everything in it) to position ``index`` of a stack, counted without the entry itself.
+
+    Raises:
+        KeyError: no entry has this id.
+        DesignError: a block would go inside itself.
+    """
+    located = find_entry(design, entry_id)
+    if located is None:
+        raise KeyError(entry_id)
+    if parent is not TOP and (parent == entry_id or entry_id in ancestors(design, parent)):
+        raise DesignError(f"a block cannot go inside itself: {located.entry.type} {entry_id} holds that stack")
+    stack_of(design, parent, stack)
+    design = tree.remove_entry(design, entry_id)
+    return _with_stack(design, parent, stack, lambda entries: _inserted(entries, index, located.entry))
+
+
+def _inserted(entries: tuple[Entry, ...], index: int, entry: Entry) -> tuple[Entry, ...]:
+    at = max(0, min(index, len(entries)))
+    return (*entries[:at], entry, *entries[at:])
+
+
+def move_by(design: Design, entry_id: str, offset: int) -> Design:
+    """Move an entry ``offset`` places up (negative) or down its own stack."""
+    place = place_of(design, entry_id)
+    if place is None:
+        raise KeyError(entry_id)
+    return move_entry(design, entry_id, place.parent, place.stack, place.index + offset)
+
+
+def duplicate_entry(design: Design, entry_id: str) -> tuple[Design, str]:
+    """Insert a copy of an entry right after it (a block with all it holds, under new ids); returns the copy's id."""
+    located, place = find_entry(design, entry_id), place_of(design, entry_id)
+    if located is None or place is None:
+        raise KeyError(entry_id)
+    design = tree.add_entry(design, located.entry, place.parent, place.stack, place.index + 1)
+    return design, stack_of(design, place.parent, place.stack)[place.index + 1].id
+
+
+def _chain_before(design: Design, parent: str | None, stack: str, index: int) -> tuple[Entry, ...]:
+    """The entries a tensor runs through before position ``index`` of a stack: those before each enclosing block
+    in its own stack, outermost first, then the stack's first ``index`` entries (every stack of a block gets the
+    block's input)."""
+    chain: list[Entry] = []
+    if parent is not TOP:
+        for block in [*ancestors(design, parent), parent]:
+            place = place_of(design, block)
+            chain += stack_of(design, place.parent, place.stack)[: place.index]
+    return (*chain, *stack_of(design, parent, stack)[:index])
+
+
+def incoming_at(design: Design, parent: str | None, stack: str, index: int, trace: Trace | None = None) -> Shape | None:
+    """The shape an entry inserted at position ``index`` of a stack would receive, if it can be known safely.
+
+    Read from ``trace`` (a forward pass of ``design``) where it got there; else from a meta-device pass of the
+    entries before it. None when that pass fails, or when a custom layer stands before it and the trace does not
+    cover it: custom code is never run for this.
+    """
+    chain = _chain_before(design, parent, stack, index)
+    if not any(is_block(entry) for entry in chain) and parent is TOP:
+        return incoming_shape(design, index, trace)
+    known = _traced_incoming(design, parent, stack, index, trace) if trace is not None else None
+    if known is not None:
+        return known
+    if any(not is_block(e.entry) and e.entry.type not in catalog() for e in walk(chain)):
+        return None
+    try:
+        return infer_shapes(design.model_copy(update={"layers": chain, "custom_layers": ()})).output_shape
+    except DesignError:
+        return None
+
+
+def _traced_incoming(design: Design, parent: str | None, stack: str, index: int, trace: Trace) -> Shape | None:
+    """The incoming shape from a run of this very design: the output of the entry before, or the block's input."""
+    if not trace.ran or (trace.input_shape, trace.input_dtype) != (design.input.shape, design.input.dtype):
+        return None
+    entries = stack_of(design, parent, stack)
+    if index > 0:
+        record = trace.layer(entries[index - 1].id)
+        return record.output_shape if record is not None else None
+    if parent is TOP:
+        return design.input.shape
+    record = trace.layer(parent)
+    return record.input_shape if record is not None else None
 
 
 # ---------------------------------------------------------------- custom layers
@@ -202,13 +393,25 @@ def renamed_custom_layer(design: Design, old: str, new: str) -> Design:
         c.model_copy(update={"name": new, "source": rename_class(c.source, old, new)}) if c.name == old else c
         for c in design.custom_layers
     )
-    layers = tuple(layer.model_copy(update={"type": new}) if layer.type == old else layer for layer in design.layers)
+    layers = _map_layers(
+        design.layers, lambda layer: layer.model_copy(update={"type": new}) if layer.type == old else layer
+    )
     return validate_design(design.model_copy(update={"custom_layers": customs, "layers": layers}))
 
 
+def _map_layers(entries: tuple[Entry, ...], change: Callable[[LayerSpec], LayerSpec]) -> tuple[Entry, ...]:
+    """The entries with ``change`` applied to every layer of the tree."""
+    return tuple(
+        entry.with_stacks([_map_layers(stack.entries, change) for stack in entry.stacks()])
+        if is_block(entry)
+        else change(entry)
+        for entry in entries
+    )
+
+
 def users_of(design: Design, name: str) -> list[int]:
-    """Stack positions (1-based) of the layers of type ``name``."""
-    return [index + 1 for index, layer in enumerate(design.layers) if layer.type == name]
+    """Stack positions (1-based) of the top-level entries that are, or hold, layers of type ``name``."""
+    return sorted({located.index + 1 for located in walk(design.layers) if located.entry.type == name})
 
 
 def without_custom_layer(design: Design, name: str) -> Design:

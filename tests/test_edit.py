@@ -1,17 +1,30 @@
-"""Pure design edits: new layers fit the shape they receive, custom layers carry their checked arguments, rename
-follows the stack, delete is guarded."""
+"""Pure design edits: new layers fit the shape they receive (inside blocks too), custom layers carry their checked
+arguments, rename follows the stack, delete is guarded, entries move anywhere in the tree of blocks but inside
+themselves."""
 
 from __future__ import annotations
 
 import pytest
 
-from builder.design import DesignError, design_from_dict, dump_design, load_design
+from builder.design import BlockType, DesignError, design_from_dict, dump_design, load_design, validate_design, walk
 from builder.edit import (
+    TOP,
+    Place,
     add_from_palette,
     add_layer,
+    ancestors,
+    apply_fix,
+    duplicate_entry,
+    incoming_at,
+    insert_entry,
+    move_by,
+    move_entry,
     parse_shape,
+    place_of,
     rename_class,
     renamed_custom_layer,
+    stack_of,
+    users_of,
     with_custom_layer,
     without_custom_layer,
 )
@@ -168,3 +181,142 @@ def test_a_failing_layer_before_leaves_the_shape_unknown() -> None:
     )
     assert incoming_shape(broken, 1) is None
     assert add_from_palette(broken, "Linear").layers[-1].params["in_features"] == 20
+
+
+# ---------------------------------------------------------------- the tree: stacks inside blocks
+
+
+def _blocks():
+    """Conv2d -> Residual "res1" (body: BatchNorm2d, ReLU) -> Parallel (two branches) -> Flatten, on (1, 8, 16, 16)."""
+    return design_from_dict(
+        {
+            "version": 2,
+            "input": {"shape": [1, 8, 16, 16]},
+            "layers": [
+                {"type": "Conv2d", "params": {"in_channels": 8, "out_channels": 16, "kernel_size": 3, "padding": 1}},
+                {
+                    "type": "Residual",
+                    "label": "res1",
+                    "body": [{"type": "BatchNorm2d", "params": {"num_features": 16}}, {"type": "ReLU"}],
+                },
+                {"type": "Parallel", "branches": [[{"type": "ReLU"}], []]},
+                {"type": "Flatten"},
+            ],
+        }
+    )
+
+
+def _ids(entries) -> list[str]:
+    return [entry.id for entry in entries]
+
+
+def test_every_entry_has_a_place_and_its_blocks() -> None:
+    design = _blocks()
+    assert place_of(design, "layer-4") == Place("layer-2", "body", 1)
+    assert place_of(design, "layer-6") == Place("layer-5", "branches/0", 0)
+    assert place_of(design, "layer-7") == Place(TOP, "layers", 3)
+    assert place_of(design, "layer-99") is None
+    assert ancestors(design, "layer-4") == ["layer-2"] and ancestors(design, "layer-2") == []
+    assert _ids(stack_of(design, "layer-5", "branches/1")) == []
+    with pytest.raises(DesignError, match="no stack 'shortcut'"):
+        stack_of(design, "layer-5", "shortcut")
+
+
+def test_a_layer_dropped_into_a_block_fits_the_tensor_it_receives_there() -> None:
+    design = _blocks()
+    inside, new = insert_entry(design, "Conv2d", "layer-2", "body", 1)
+    assert _ids(stack_of(inside, "layer-2", "body")) == ["layer-3", new, "layer-4"]
+    assert stack_of(inside, "layer-2", "body")[1].params["in_channels"] == 16, "(1, 16, 16, 16) comes in"
+    first, new = insert_entry(design, "Linear", "layer-5", "branches/1", 0)
+    assert stack_of(first, "layer-5", "branches/1")[0].params["in_features"] == 16, "a branch gets the block's input"
+    after, new = insert_entry(design, "Linear", TOP, "layers", 4)
+    assert after.layers[-1].params["in_features"] == 16 * 16 * 16 * 2, "after the blocks: Flatten of the concat"
+    assert len({located.entry.id for located in walk(after.layers)}) == 8, "fresh ids, unique across the tree"
+
+
+def test_a_trace_of_the_design_gives_a_nested_shape_without_another_pass() -> None:
+    design = _blocks()
+    trace = infer_shapes(design)
+    assert incoming_at(design, "layer-2", "body", 0, trace) == (1, 16, 16, 16)
+    assert incoming_at(design, "layer-2", "body", 2, trace) == (1, 16, 16, 16)
+    assert incoming_at(design, TOP, "layers", 3, trace) == (1, 32, 16, 16)
+
+
+def test_a_custom_layer_before_a_block_is_never_run_for_the_shape() -> None:
+    design = with_custom_layer(_blocks(), "MyLinear", MY_LINEAR, {"in_units": 16, "units": 16})
+    design, _ = insert_entry(design, "MyLinear", TOP, "layers", 0)
+    assert incoming_at(design, "layer-2", "body", 0) is None
+
+
+@pytest.mark.parametrize("block_type", list(BlockType))
+def test_a_block_from_the_palette_is_a_valid_entry(block_type) -> None:
+    design, new = insert_entry(_base(), block_type)
+    validate_design(design)
+    assert design.layers[-1].type == block_type and design.layers[-1].id == new
+
+
+def test_moves_keep_ids_and_go_anywhere_but_inside_themselves() -> None:
+    design = _blocks()
+    moved = move_entry(design, "layer-4", "layer-5", "branches/1", 0)
+    assert _ids(stack_of(moved, "layer-2", "body")) == ["layer-3"]
+    assert _ids(stack_of(moved, "layer-5", "branches/1")) == ["layer-4"]
+    out = move_entry(design, "layer-3", TOP, "layers", 2)
+    assert _ids(out.layers) == ["layer-1", "layer-2", "layer-3", "layer-5", "layer-7"]
+    down = move_entry(design, "layer-1", TOP, "layers", 3)
+    assert _ids(down.layers) == ["layer-2", "layer-5", "layer-7", "layer-1"], "the position counts without the entry"
+    nested = move_entry(design, "layer-2", "layer-5", "branches/1", 0)
+    assert _ids(stack_of(nested, "layer-5", "branches/1")) == ["layer-2"]
+    with pytest.raises(DesignError, match="cannot go inside itself"):
+        move_entry(design, "layer-2", "layer-2", "body", 0)
+    with pytest.raises(DesignError, match="cannot go inside itself"):
+        move_entry(nested, "layer-5", "layer-2", "body", 0)
+    with pytest.raises(KeyError):
+        move_entry(design, "layer-99", TOP, "layers", 0)
+
+
+def test_an_empty_body_is_refused_by_validation_not_by_the_move() -> None:
+    emptied = move_entry(move_entry(_blocks(), "layer-3", TOP, "layers", 0), "layer-4", TOP, "layers", 0)
+    with pytest.raises(DesignError, match="a Residual needs a body"):
+        validate_design(emptied)
+
+
+def test_up_down_and_duplicate_act_in_the_entry_s_own_stack() -> None:
+    design = _blocks()
+    assert _ids(stack_of(move_by(design, "layer-4", -1), "layer-2", "body")) == ["layer-4", "layer-3"]
+    assert _ids(move_by(design, "layer-7", 1).layers) == _ids(design.layers), "the last stays last"
+    copied, copy = duplicate_entry(design, "layer-2")
+    assert _ids(copied.layers) == ["layer-1", "layer-2", copy, "layer-5", "layer-7"]
+    assert copied.layers[2].body[0].params == {"num_features": 16}
+    assert len({located.entry.id for located in walk(copied.layers)}) == 10, "the copy's layers get new ids too"
+    validate_design(copied)
+
+
+def test_ids_custom_users_and_renames_see_the_whole_tree() -> None:
+    design = with_custom_layer(_blocks(), "MyLinear", MY_LINEAR, {"in_units": 16, "units": 16})
+    design, _ = insert_entry(design, "MyLinear", "layer-5", "branches/1", 0)
+    assert add_layer(design, "ReLU").layers[-1].id == "layer-9", "after every id in the tree"
+    assert users_of(design, "MyLinear") == [3]
+    with pytest.raises(DesignError, match="stack's layer 3"):
+        without_custom_layer(design, "MyLinear")
+    renamed = renamed_custom_layer(design, "MyLinear", "Dense")
+    assert stack_of(renamed, "layer-5", "branches/1")[0].type == "Dense"
+
+
+def test_a_fix_inside_a_block_applies_where_the_error_is() -> None:
+    design = design_from_dict(
+        {
+            "version": 2,
+            "input": {"shape": [1, 8, 16, 16]},
+            "layers": [
+                {
+                    "type": "Residual",
+                    "body": [{"type": "Conv2d", "params": {"in_channels": 8, "out_channels": 16, "kernel_size": 1}}],
+                }
+            ],
+        }
+    )
+    error = infer_shapes(design).error
+    fix = next(fix for fix in error.fixes if fix.certain)
+    fixed = apply_fix(design, error, fix)
+    assert [layer.type for layer in fixed.layers[0].shortcut] == ["Conv2d", "BatchNorm2d"]
+    assert infer_shapes(fixed).error is None
