@@ -43,7 +43,7 @@ def test_run_with_real_values_shows_each_layers_values_and_the_formula(page: Pag
     section = page.locator("[data-testid='stVerticalBlock']").filter(
         has=page.get_by_role("heading", name="Real values")
     )
-    expect(section.locator("[data-testid='stDataFrame']").first).to_be_visible()
+    expect(section.locator("[data-testid='stDataFrame']:visible").first).to_be_visible()
     page.get_by_text("Typed values").click()
     wait_idle(page)
     expect(page.get_by_text("Shape (5,): the model is built for this input")).to_be_visible()
@@ -54,7 +54,7 @@ def test_run_with_real_values_shows_each_layers_values_and_the_formula(page: Pag
 
 def test_the_layer_reference_is_in_the_menu_and_opens_a_searched_layer(page: Page) -> None:
     open_build(page)
-    page.get_by_role("link", name="Layer reference").click()
+    page.get_by_role("link", name="Layer reference", exact=True).click()
     page.get_by_role("heading", name="Layer reference").wait_for()
     wait_idle(page)
     page.get_by_label("Search layers").fill("conv2d")
