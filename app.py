@@ -14,7 +14,7 @@ from builder.diagnose import Fix, LayerError
 from builder.edit import apply_fix
 from builder.inference import Trace
 from builder.summary import format_shape, summary_rows
-from ui import frame, graph_view, inspector, review, stack, state, values
+from ui import block_inspector, frame, graph_view, inspector, review, stack, state, values
 from ui.text import plain
 
 # ---------------------------------------------------------------- forward pass, graph, errors
@@ -174,7 +174,7 @@ def main() -> None:
         st.subheader("Layer")
         selected = stack.layer_actions_ui(design)
         if selected:
-            inspector.inspector_ui(design, selected)
+            block_inspector.entry_inspector_ui(design, selected)
     with graph_col:
         clicked, animate = run_controls_ui(can_run)
         if clicked:

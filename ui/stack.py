@@ -1,66 +1,101 @@
-"""The model stack: the palette, the drag-and-drop stack and the buttons that do the same from the keyboard.
+"""The model stack: the drag-and-drop board (palette, stacks, breadcrumb, trash) and the buttons that do the same
+from the keyboard.
 
-The drag-and-drop is one streamlit-sortables component with three containers (Palette, Model stack, Trash).
-It moves items, so after each drop ``consume_drop`` turns the component's result into design edits and the
-component is re-mounted under a new key: the palette is full again (layers are copied out of it, not moved)
-and the trash is empty. Item labels are unique and never equal a header, as the component requires.
+The board (``ui.dnd``) shows the stacks on view: the model's own, or, once a block is open, the block's stacks side
+by side (a Residual's body and shortcut, a Parallel's branches), with a breadcrumb back up. Each drop or click on it
+arrives as one event, which ``consume_drop`` applies before the page is drawn, or refuses with a message saying
+why (``NOTICE``); nothing a browser sends changes the model otherwise.
 
-The selected layer is the app's own state, ``session_state[SELECTED]``: a layer id, never a widget's value.
-A select box would hold its choice as the option's label ("3 · LazyLinear(10)"), which every edit of that layer
-changes; Streamlit then finds the label among no options and falls back to the first layer, and the next edit
-lands there. So the stack is shown as one button per layer, keyed by the layer's id: a click selects that layer,
-and the Up, Down, Duplicate and Remove buttons act on the id they were drawn for.
+The selection is the app's own state: ``session_state[SELECTED]`` holds an entry's id (a layer or a block, at any
+depth), never a widget's value, so it follows the entry through every edit. Selecting a block opens it
+(``session_state[OPEN]``); shift-click on the board selects a run of neighbours (``RUN``) to wrap in a block. The
+layer buttons below the board show the stacks on view, keyed by entry id, and the Up, Down, Duplicate, Remove,
+Wrap and Unwrap buttons act on the ids they were drawn for.
 """
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
-from typing import Any
+from dataclasses import asdict
 
 import streamlit as st
-from streamlit_sortables import sort_items
 
-from builder.catalog import Category, by_category
-from builder.design import Design, DesignError, Entry, is_block, walk
-from builder.edit import add_from_palette, duplicate_layer, move_layer, remove_layer, reorder_layers
+from builder.blocks import edit as tree
+from builder.catalog import Category, by_category, catalog
+from builder.design import (
+    BlockSpec,
+    BlockType,
+    Design,
+    DesignError,
+    Entry,
+    ParallelBlock,
+    ResidualBlock,
+    block_merge,
+    find_entry,
+    is_block,
+    validate_design,
+    walk,
+)
+from builder.edit import (
+    TOP,
+    TOP_STACK,
+    Place,
+    ancestors,
+    duplicate_entry,
+    insert_entry,
+    move_by,
+    move_entry,
+    place_of,
+    remove_layer,
+    stack_of,
+)
 from builder.graph import key_args
 from builder.inference import Trace
-from ui import state
+from ui import dnd, state
 from ui.text import plain
 
 PALETTE, STACK, TRASH = "Palette", "Model stack", "Trash"
 ALL_GROUPS = "all groups"
+BLOCKS_GROUP = "blocks"
+USED_GROUP = "In this model"
 DEFAULT_GROUP = Category.LINEAR
-SEP = " · "  # stack item labels: "1 · LazyLinear(256)"; unique, and never equal to a palette item or header
-SELECTED = "selected_layer"  # the selected layer's id (app state: no widget has this key)
-SELECTED_AT = "selected_position"  # its position when last shown: a removed layer's place goes to its neighbour
+SEP = " · "  # stack item labels: "1 · LazyLinear(256)"
+MODEL = "Model"  # the breadcrumb's first step
+SELECTED = "selected_layer"  # the selected entry's id (app state: no widget has this key)
+SELECTED_AT = "selected_place"  # its place when last shown: a removed entry's place goes to its neighbour
+OPEN = "open_block"  # the id of the block whose stacks the board shows (None: the model's stack)
+RUN = "selected_run"  # the ids of the selected run (neighbours in one stack), for Wrap
+NOTICE = "stack_notice"  # why the last drop or button was refused
 PICKER_HEIGHT = 240  # pixels: the layer buttons of a long stack scroll inside a box this tall...
-PICKER_SCROLL_AFTER = 16  # ...from this many layers on
-SORTABLES_STYLE = """
-.sortable-component { font-size: 0.85rem; }
-.sortable-container-header { font-weight: 600; padding: 2px 4px; }
-.sortable-container-body { min-height: 90px; padding-bottom: 36px; }
-.sortable-item, .sortable-item:hover { padding: 3px 8px; margin: 3px 0; }
-.sortable-container { min-width: 100px !important; }
-.sortable-container:last-child { flex-grow: 0 !important; }
-.sortable-container:last-child .sortable-container-body { min-height: 140px; }
-"""
+PICKER_SCROLL_AFTER = 16  # ...from this many entries on
+BLOCK_HINTS: dict[BlockType, str] = {
+    BlockType.SEQUENTIAL: "Layers in order, as one entry (repeat it N times in the inspector)",
+    BlockType.RESIDUAL: "merge(shortcut(x), body(x)): a skip connection; add by default",
+    BlockType.PARALLEL: "Branches side by side on the same input, merged by concat by default",
+}
+STACK_EMPTY: dict[str, str] = {
+    "layers": "Drop layers here",
+    "body": "Drop layers here: a Residual needs a body",
+    "shortcut": "Empty: the identity. Drop layers here for a projection",
+    "branches": "Empty: the identity. Drop layers here",
+}
 
 
 # ---------------------------------------------------------------- palette
 
 
 def palette_groups(design: Design) -> dict[str, list[str]]:
-    """Palette groups in display order: the catalog's categories, then the design's custom layers."""
-    groups = {str(category): [entry.name for entry in entries] for category, entries in by_category().items()}
+    """Palette groups in display order: blocks, the catalog's categories, then the design's custom layers."""
+    groups = {BLOCKS_GROUP: list(BlockType)}
+    groups |= {str(category): [entry.name for entry in entries] for category, entries in by_category().items()}
     if design.custom_layers:
         groups[str(Category.CUSTOM)] = design.custom_names()
     return groups
 
 
 def palette_ui(design: Design) -> list[str]:
-    """Search box and group picker; returns the layer types the palette offers."""
+    """Search box and group picker; returns the layer and block types the palette offers."""
     groups = palette_groups(design)
     search_col, group_col = st.columns(2)
     search = search_col.text_input("Search layers", key="palette_search", placeholder="e.g. conv, norm, lazy")
@@ -76,27 +111,146 @@ def palette_ui(design: Design) -> list[str]:
     return offered
 
 
-# ---------------------------------------------------------------- the drag-and-drop stack
+def used_types(design: Design) -> list[str]:
+    """The layer types the design uses, in order of first use (the palette's "In this model" group)."""
+    return list(dict.fromkeys(located.entry.type for located in walk(design.layers) if not is_block(located.entry)))
+
+
+def palette_item(design: Design, entry_type: str) -> dnd.PaletteItem:
+    """A palette item with its one-line description as a tooltip."""
+    if entry_type in set(BlockType):
+        return dnd.PaletteItem(entry_type, "block", BLOCK_HINTS[BlockType(entry_type)])
+    entry = catalog().get(entry_type)
+    return dnd.PaletteItem(entry_type, "layer", entry.summary if entry else "A custom layer of this design")
+
+
+def palette_view(design: Design, offered: list[str]) -> list[dnd.PaletteGroup]:
+    """The board's palette: the blocks and the design's own layer types always, then the groups on offer."""
+    query = str(st.session_state.get("palette_search", "")).strip().lower()
+    groups = palette_groups(design)
+    chosen = set(offered)
+    view = [
+        (BLOCKS_GROUP.capitalize(), [t for t in groups[BLOCKS_GROUP] if query in t.lower()]),
+        (USED_GROUP, [t for t in used_types(design) if query in t.lower()]),
+    ]
+    view += [
+        (title.capitalize(), [t for t in types if t in chosen])
+        for title, types in groups.items()
+        if title != BLOCKS_GROUP
+    ]
+    return [dnd.PaletteGroup(title, [palette_item(design, t) for t in types]) for title, types in view if types]
+
+
+# ---------------------------------------------------------------- what the board shows
 
 
 def stack_label(index: int, spec: Entry) -> str:
-    """A stack item's text: its position, type and key arguments (a block: how many entries it holds)."""
+    """A stack item's text: its position, type and key arguments (a block: its label and how many entries it
+    holds)."""
     if is_block(spec):
         inside = sum(1 for _ in walk((spec,))) - 1
-        return f"{index + 1}{SEP}{spec.type} block ({inside} {'entry' if inside == 1 else 'entries'})"
+        label = f' "{spec.label}"' if spec.label else ""
+        repeat = f" x{spec.repeat}" if spec.repeat > 1 else ""
+        return f"{index + 1}{SEP}{spec.type} block{label}{repeat} ({inside} {'entry' if inside == 1 else 'entries'})"
     args = ", ".join(json.dumps(v) if isinstance(v, str) else str(v) for v in key_args(spec).values())
     return f"{index + 1}{SEP}{spec.type}({args})"
 
 
-def sortable_containers(design: Design, offered: list[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The component's three containers, and the stack labels' layer ids."""
-    ids = {stack_label(i, spec): spec.id for i, spec in enumerate(design.layers)}
-    containers = [
-        {"header": PALETTE, "items": list(offered)},
-        {"header": STACK, "items": list(ids)},
-        {"header": TRASH, "items": []},
+def block_name(block: BlockSpec) -> str:
+    """A block as the breadcrumb names it: its label, else its type."""
+    return block.label or block.type
+
+
+def open_block(design: Design) -> BlockSpec | None:
+    """The block whose stacks the board shows, or None for the model's stack (an open block since gone: None)."""
+    ss = st.session_state
+    located = find_entry(design, ss[OPEN]) if ss.get(OPEN) else None
+    if located is None or not is_block(located.entry):
+        ss[OPEN] = None
+        return None
+    return located.entry
+
+
+def sync_view(design: Design, selected: str | None) -> BlockSpec | None:
+    """The open block, after making sure the selection is on view: selected elsewhere (the graph, an undo), an
+    entry outside the open block shows the stack it stands in."""
+    block = open_block(design)
+    if selected is None or block is None:
+        return block
+    if (
+        selected != block.id
+        and block.id not in ancestors(design, selected)
+        and selected not in ancestors(design, block.id)
+    ):
+        st.session_state[OPEN] = place_of(design, selected).parent
+        return open_block(design)
+    return block
+
+
+def item_views(entries: tuple[Entry, ...], selected: str | None, run: list[str]) -> list[dnd.Item]:
+    return [
+        dnd.Item(e.id, stack_label(i, e), is_block(e), e.id == selected, e.id in run) for i, e in enumerate(entries)
     ]
-    return containers, ids
+
+
+def stack_views(design: Design, block: BlockSpec | None, selected: str | None, run: list[str]) -> list[dnd.StackView]:
+    """The stacks on view: the model's, or each stack of the open block."""
+    if block is None:
+        return [
+            dnd.StackView(TOP, TOP_STACK, STACK, item_views(design.layers, selected, run), empty=STACK_EMPTY["layers"])
+        ]
+    stacks = block.stacks()
+    return [
+        dnd.StackView(
+            block.id,
+            stack.key,
+            stack.title,
+            item_views(stack.entries, selected, run),
+            note=merge_note(block) if position == 0 else "",
+            empty=STACK_EMPTY[stack.field],
+            removable=isinstance(block, ParallelBlock) and len(stacks) > 1,
+            branch=stack.branch,
+        )
+        for position, stack in enumerate(stacks)
+    ]
+
+
+def merge_note(block: BlockSpec) -> str:
+    """How the block combines its stacks, shown beside the first: "merged: + add"."""
+    merge = block_merge(block)
+    if merge is None:
+        return f"x{block.repeat}" if block.repeat > 1 else ""
+    dim = f" dim={block.dim if block.dim is not None else 1}" if merge == "concat" else ""
+    return f"merged by {merge}{dim}" + (f", x{block.repeat}" if block.repeat > 1 else "")
+
+
+def crumbs(design: Design, block: BlockSpec | None) -> list[dnd.Crumb]:
+    """Model > ... > the open block. An item dropped on a step goes into that step's stack, right after the block
+    on the way down to the open one."""
+    if block is None:
+        return [dnd.Crumb(MODEL, None, current=True)]
+    owners: list[str | None] = [None, *ancestors(design, block.id), block.id]
+    steps = []
+    for owner, child in itertools.pairwise(owners):
+        place = place_of(design, child)
+        name = MODEL if owner is None else block_name(find_entry(design, owner).entry)
+        steps.append(dnd.Crumb(name, owner, drop=dnd.Drop(place.parent, place.stack, place.index + 1)))
+    here = f"{block.label} ({block.type})" if block.label else block.type
+    return [*steps, dnd.Crumb(here, block.id, current=True)]
+
+
+def current_run(design: Design, selected: str | None) -> list[str]:
+    """The selected run: neighbours in one stack that include the selected entry; else the selected entry alone."""
+    run = [i for i in st.session_state.get(RUN) or [] if place_of(design, i) is not None]
+    if selected is None:
+        return []
+    places = [place_of(design, i) for i in run]
+    same = {(p.parent, p.stack) for p in places}
+    positions = sorted(p.index for p in places)
+    in_a_row = positions == list(range(positions[0], positions[0] + len(positions))) if positions else False
+    if selected not in run or len(same) != 1 or not in_a_row:
+        return [selected]
+    return sorted(run, key=lambda i: place_of(design, i).index)
 
 
 def shown_trace(design: Design) -> Trace | None:
@@ -109,65 +263,145 @@ def shown_trace(design: Design) -> Trace | None:
         return None
 
 
-def dropped_design(
-    design: Design, rendered: dict[str, Any], result: list[dict[str, Any]], trace: Trace | None = None
-) -> Design:
-    """The design after a drop: palette items in the stack become new layers, stack items gone are removed.
+# ---------------------------------------------------------------- applying the board's events
 
-    A new layer's arguments fit the tensor it receives where it was dropped (``trace``: the design's forward pass,
-    if the caller has one).
-    """
-    ids: dict[str, str] = rendered["ids"]
-    palette = set(rendered["containers"][0]["items"])
-    stack = [
-        label for label in next(c["items"] for c in result if c["header"] == STACK) if label in ids or label in palette
-    ]
-    design = reorder_layers(design, [ids[label] for label in stack if label in ids])
-    for position, label in enumerate(stack):
-        if label not in ids:
-            design = add_from_palette(design, label, position, trace)
-    return design
+
+def commit_checked(design: Design) -> None:
+    """Make ``design`` current if it is valid; raise DesignError saying why not (the model stays as it was)."""
+    state.commit(validate_design(design))
+
+
+def select_entry(design: Design, entry_id: str, extend: bool = False) -> None:
+    """Select an entry; a block opens, an entry in a block shows its stack. ``extend``: from the selected entry
+    to this one, in the same stack, becomes the selected run (the selected entry stays)."""
+    ss = st.session_state
+    place = place_of(design, entry_id)
+    if place is None:
+        raise KeyError(entry_id)
+    anchor = place_of(design, ss[SELECTED]) if ss.get(SELECTED) else None
+    if extend and anchor is not None and (anchor.parent, anchor.stack) == (place.parent, place.stack):
+        low, high = sorted((anchor.index, place.index))
+        ss[RUN] = [entry.id for entry in stack_of(design, place.parent, place.stack)[low : high + 1]]
+        return
+    ss[SELECTED], ss[RUN] = entry_id, [entry_id]
+    ss[OPEN] = entry_id if is_block(find_entry(design, entry_id).entry) else place.parent
+
+
+def open_view(design: Design, block_id: str | None) -> None:
+    """Show a block's stacks (None: the model's); going up selects the block just left, so it stays in sight."""
+    ss = st.session_state
+    if block_id is not None and not is_block(getattr(find_entry(design, block_id), "entry", None)):
+        raise KeyError(block_id)
+    left = ss.get(OPEN) if open_block(design) is not None else None
+    ss[OPEN] = block_id
+    if left is None or left == block_id:
+        return
+    path: list[str | None] = [None, *ancestors(design, left), left]
+    if block_id in path:
+        child = path[path.index(block_id) + 1]
+        ss[SELECTED], ss[RUN] = child, [child]
+
+
+def _added(design: Design, event: dnd.Event) -> None:
+    new, entry_id = insert_entry(design, event.type, event.parent, event.stack, event.index, shown_trace(design))
+    commit_checked(new)
+    st.session_state[SELECTED], st.session_state[RUN] = entry_id, [entry_id]
+
+
+def _moved(design: Design, event: dnd.Event) -> None:
+    commit_checked(move_entry(design, event.id, event.parent, event.stack, event.index))
+
+
+def _removed(design: Design, event: dnd.Event) -> None:
+    if find_entry(design, event.id) is None:
+        raise KeyError(event.id)
+    commit_checked(remove_layer(design, event.id))
+
+
+HANDLERS = {
+    dnd.Action.ADD: _added,
+    dnd.Action.MOVE: _moved,
+    dnd.Action.REMOVE: _removed,
+    dnd.Action.SELECT: lambda design, event: select_entry(design, event.id, event.extend),
+    dnd.Action.OPEN: lambda design, event: open_view(design, event.id),
+    dnd.Action.ADD_BRANCH: lambda design, event: commit_checked(tree.add_branch(design, event.id)),
+    dnd.Action.REMOVE_BRANCH: lambda design, event: commit_checked(tree.remove_branch(design, event.id, event.branch)),
+}
+
+
+def refused(error: Exception) -> str:
+    """What a refused drop or click says: the model is unchanged, and why."""
+    if isinstance(error, KeyError):
+        return "That item is no longer in the model (the page was behind): nothing changed. Try again."
+    return f"Not applied, the model is unchanged: {error}"
 
 
 def consume_drop() -> None:
-    """Apply the drop that triggered this run, if any, and have the component re-mounted."""
+    """Apply the board's event that triggered this run, if any (a drop, a click on an item or a breadcrumb)."""
     ss = st.session_state
-    rendered = ss.get("sortables_rendered")
-    result = ss.get(rendered["key"]) if rendered else None
-    if result is None or result == rendered["containers"]:
+    event = dnd.pending_event(ss)
+    if event is None:
         return
-    ss.sortables_nonce = ss.get("sortables_nonce", 0) + 1
-    design = state.current()
-    new = dropped_design(design, rendered, result, shown_trace(design))
-    added = [layer.id for layer in new.layers if layer.id not in {old.id for old in design.layers}]
-    state.commit(new)
-    if added:
-        ss[SELECTED] = added[0]
+    ss[dnd.ACK], ss[NOTICE] = event.nonce, ""
+    try:
+        HANDLERS[event.action](state.current(), event)
+    except (KeyError, DesignError) as error:
+        ss[NOTICE] = refused(error)
 
 
 def stack_ui(design: Design, offered: list[str]) -> None:
-    """The palette, the stack and the trash, as one drag-and-drop component."""
+    """The palette, the stacks on view and the trash, as one drag-and-drop board; then why a drop was refused."""
     ss = st.session_state
-    containers, ids = sortable_containers(design, offered)
-    content = json.dumps([containers, ss.get("sortables_nonce", 0)]).encode()
-    key = "sortables-" + hashlib.sha1(content, usedforsecurity=False).hexdigest()[:12]
-    ss.sortables_rendered = {"key": key, "containers": containers, "ids": ids}
-    sort_items(containers, multi_containers=True, direction="vertical", custom_style=SORTABLES_STYLE, key=key)
-    st.caption("Drag from the palette into the stack, drag within the stack to reorder, drag to the trash to remove.")
+    selected = selected_layer(design)
+    block = sync_view(design, selected)
+    run = current_run(design, selected)
+    board = dnd.Board(
+        palette=palette_view(design, offered),
+        crumbs=crumbs(design, block),
+        stacks=stack_views(design, block, selected, run),
+        add_branch=block.id if isinstance(block, ParallelBlock) else None,
+        ack=ss.get(dnd.ACK),
+    )
+    dnd.board_ui(board)
+    if ss.get(NOTICE):
+        st.warning(plain(ss[NOTICE]), icon=":material/block:")
 
 
 # ---------------------------------------------------------------- keyboard-friendly editing
 
 
+def add_target(design: Design) -> Place:
+    """Where Add to stack puts a new entry: after the selected entry in an open block, else at the stack's end."""
+    block = open_block(design)
+    if block is None:
+        return Place(TOP, TOP_STACK, len(design.layers))
+    selected = st.session_state.get(SELECTED)
+    place = place_of(design, selected) if selected else None
+    if place is not None and place.parent == block.id:
+        return Place(place.parent, place.stack, place.index + 1)
+    first = block.stacks()[0]
+    return Place(block.id, first.key, len(first.entries))
+
+
+def act(edit) -> None:
+    """Run a button's edit; a refusal leaves its reason beside the board."""
+    st.session_state[NOTICE] = ""
+    try:
+        edit(state.current())
+    except (KeyError, DesignError) as error:
+        st.session_state[NOTICE] = refused(error)
+
+
 def add_clicked(layer_type: str) -> None:
-    design = state.current()
-    new = add_from_palette(design, layer_type, trace=shown_trace(design))
-    state.commit(new)
-    st.session_state[SELECTED] = new.layers[-1].id
+    def add(design: Design) -> None:
+        at = add_target(design)
+        _added(design, dnd.Event("", dnd.Action.ADD, type=layer_type, parent=at.parent, stack=at.stack, index=at.index))
+
+    act(add)
 
 
 def add_ui(offered: list[str]) -> None:
-    """Click-to-add: pick a layer type and append it."""
+    """Click-to-add: pick a layer type and add it to the stack on view."""
     type_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
     layer_type = type_col.selectbox("Layer to add", offered, key="add_type", disabled=not offered)
     button_col.button(
@@ -181,48 +415,99 @@ def add_ui(offered: list[str]) -> None:
     )
 
 
+def _neighbour(design: Design, at: dict | None) -> str:
+    """The entry now at a place (or the nearest before it in that stack); the top level's when that stack is gone."""
+    place = Place(**at) if at else Place(TOP, TOP_STACK, 0)
+    try:
+        entries = stack_of(design, place.parent, place.stack)
+    except DesignError:
+        entries = ()
+    if not entries:
+        return place.parent if place.parent and find_entry(design, place.parent) else design.layers[0].id
+    return entries[min(place.index, len(entries) - 1)].id
+
+
 def selected_layer(design: Design) -> str | None:
-    """The selected layer's id; when that layer is gone (removed, trashed, undone), the one now in its place."""
-    ids = [layer.id for layer in design.layers]
-    if not ids:
+    """The selected entry's id; when that entry is gone (removed, trashed, undone), the one now in its place."""
+    if not design.layers:
         return None
     ss = st.session_state
-    if ss.get(SELECTED) not in ids:
-        ss[SELECTED] = ids[min(ss.get(SELECTED_AT, 0), len(ids) - 1)]
-    ss[SELECTED_AT] = ids.index(ss[SELECTED])
+    place = place_of(design, ss[SELECTED]) if ss.get(SELECTED) else None
+    if place is None:
+        ss[SELECTED] = _neighbour(design, ss.get(SELECTED_AT))
+        ss[RUN] = [ss[SELECTED]]
+        place = place_of(design, ss[SELECTED])
+    ss[SELECTED_AT] = asdict(place)
     return ss[SELECTED]
 
 
-def select_clicked(layer_id: str) -> None:
-    st.session_state[SELECTED] = layer_id
+def select_clicked(entry_id: str) -> None:
+    act(lambda design: select_entry(design, entry_id))
 
 
-def move_clicked(layer_id: str, offset: int) -> None:
-    """Move the layer the button was drawn for ``offset`` places from where it is now."""
+def open_clicked(block_id: str | None) -> None:
+    act(lambda design: open_view(design, block_id))
+
+
+def move_clicked(entry_id: str, offset: int) -> None:
+    """Move the entry the button was drawn for ``offset`` places from where it is now, in its own stack."""
+    act(lambda design: commit_checked(move_by(design, entry_id, offset)))
+
+
+def duplicate_clicked(entry_id: str) -> None:
+    """Insert a copy after the entry (a block with all it holds) and select the copy."""
+
+    def duplicate(design: Design) -> None:
+        new, copy = duplicate_entry(design, entry_id)
+        commit_checked(new)
+        st.session_state[SELECTED], st.session_state[RUN] = copy, [copy]
+
+    act(duplicate)
+
+
+def remove_clicked(entry_id: str) -> None:
+    """Remove the entry; the selection moves to the entry that takes its place (``selected_layer``)."""
+    act(lambda design: commit_checked(remove_layer(design, entry_id)))
+
+
+def wrap_clicked(entry_ids: list[str], block_type: BlockType) -> None:
+    """Wrap the run in a new block standing where it stood; the block is selected (its stack stays on view)."""
+
+    def wrap(design: Design) -> None:
+        place = place_of(design, entry_ids[0])
+        new = tree.wrap(design, entry_ids, block_type)
+        commit_checked(new)
+        block = stack_of(new, place.parent, place.stack)[place.index]
+        st.session_state[SELECTED], st.session_state[RUN] = block.id, [block.id]
+
+    act(wrap)
+
+
+def unwrap_clicked(block_id: str) -> None:
+    """Put the block's entries in its place; the first of them is selected."""
+
+    def unwrap(design: Design) -> None:
+        place = place_of(design, block_id)
+        new = tree.unwrap(design, block_id)
+        commit_checked(new)
+        first = stack_of(new, place.parent, place.stack)[place.index].id
+        st.session_state[SELECTED], st.session_state[RUN], st.session_state[OPEN] = first, [first], place.parent
+
+    act(unwrap)
+
+
+def run_changed(key: str, entry_id: str) -> None:
+    """The Wrap through box: the run from the selected entry to the chosen one."""
     design = state.current()
-    if layer_id in {layer.id for layer in design.layers}:
-        state.commit(move_layer(design, layer_id, design.layer_index(layer_id) + offset))
+    place, end = place_of(design, entry_id), place_of(design, st.session_state[key])
+    if place is None or end is None or (place.parent, place.stack) != (end.parent, end.stack):
+        return
+    low, high = sorted((place.index, end.index))
+    st.session_state[RUN] = [entry.id for entry in stack_of(design, place.parent, place.stack)[low : high + 1]]
 
 
-def duplicate_clicked(layer_id: str) -> None:
-    """Insert a copy after the layer and select the copy."""
-    design = state.current()
-    if layer_id in {layer.id for layer in design.layers}:
-        new = duplicate_layer(design, layer_id)
-        state.commit(new)
-        st.session_state[SELECTED] = new.layers[design.layer_index(layer_id) + 1].id
-
-
-def remove_clicked(layer_id: str) -> None:
-    """Remove the layer; the selection moves to the layer that takes its place (``selected_layer``)."""
-    state.commit(remove_layer(state.current(), layer_id))
-
-
-def layer_picker_ui(design: Design, selected: str) -> None:
-    """The stack as one button per layer, the selected one highlighted; clicking a layer selects it."""
-    height = PICKER_HEIGHT if len(design.layers) > PICKER_SCROLL_AFTER else "content"
-    box = st.container(horizontal=True, gap="small", height=height)
-    for index, spec in enumerate(design.layers):
+def picker_buttons(box, entries: tuple[Entry, ...], selected: str) -> None:
+    for index, spec in enumerate(entries):
         box.button(
             plain(stack_label(index, spec)),
             key=f"select.{spec.id}",
@@ -232,45 +517,124 @@ def layer_picker_ui(design: Design, selected: str) -> None:
         )
 
 
+def layer_picker_ui(design: Design, selected: str) -> None:
+    """The stacks on view as one button per entry, the selected one highlighted; a click selects (a block opens).
+    Inside a block, the breadcrumb's steps are buttons too."""
+    block = open_block(design)
+    stacks = [(STACK, design.layers)] if block is None else [(s.title, s.entries) for s in block.stacks()]
+    count = sum(len(entries) for _, entries in stacks)
+    box = st.container(height=PICKER_HEIGHT if count > PICKER_SCROLL_AFTER else "content")
+    if block is not None:
+        steps = box.container(horizontal=True, gap="small")
+        for crumb in crumbs(design, block)[:-1]:
+            steps.button(
+                f"Back to {crumb.label}",
+                key=f"open.{crumb.open or 'model'}",
+                icon=":material/arrow_upward:",
+                type="tertiary",
+                on_click=open_clicked,
+                args=(crumb.open,),
+            )
+    for title, entries in stacks:
+        if block is not None:
+            box.caption(f"{plain(block_name(block))} › {title}" + ("" if entries else ": empty"))
+        picker_buttons(box.container(horizontal=True, gap="small"), entries, selected)
+
+
 def layer_actions_ui(design: Design) -> str | None:
-    """Pick a layer; move it, duplicate it or remove it with buttons. Returns the selected layer's id."""
-    layer_id = selected_layer(design)
-    if layer_id is None:
+    """Pick an entry; move, duplicate, remove, wrap or unwrap it with buttons. Returns the selected entry's id."""
+    entry_id = selected_layer(design)
+    if entry_id is None:
         st.info("The stack is empty: drag a layer from the palette, or pick one above and click Add to stack.")
         return None
-    layer_picker_ui(design, layer_id)
-    index = design.layer_index(layer_id)
+    layer_picker_ui(design, entry_id)
+    place = place_of(design, entry_id)
+    siblings = stack_of(design, place.parent, place.stack)
     up, down, copy, remove = st.columns(4)
     up.button(
         "Up",
         key="move_up",
         icon=":material/arrow_upward:",
-        disabled=index == 0,
+        disabled=place.index == 0,
         on_click=move_clicked,
-        args=(layer_id, -1),
+        args=(entry_id, -1),
         width="stretch",
     )
     down.button(
         "Down",
         key="move_down",
         icon=":material/arrow_downward:",
-        disabled=index == len(design.layers) - 1,
+        disabled=place.index == len(siblings) - 1,
         on_click=move_clicked,
-        args=(layer_id, 1),
+        args=(entry_id, 1),
         width="stretch",
     )
-    block = is_block(design.layers[index])
     copy.button(
         "Duplicate",
         key="duplicate",
         icon=":material/content_copy:",
         on_click=duplicate_clicked,
-        args=(layer_id,),
-        disabled=block,
-        help="A block cannot be duplicated here yet" if block else None,
+        args=(entry_id,),
         width="stretch",
     )
     remove.button(
-        "Remove", key="remove", icon=":material/delete:", on_click=remove_clicked, args=(layer_id,), width="stretch"
+        "Remove", key="remove", icon=":material/delete:", on_click=remove_clicked, args=(entry_id,), width="stretch"
     )
-    return layer_id
+    wrap_ui(design, entry_id, place, siblings)
+    return entry_id
+
+
+def wrap_ui(design: Design, entry_id: str, place: Place, siblings: tuple[Entry, ...]) -> None:
+    """Wrap the selected run in a Sequential, Residual or Parallel block, or unwrap the selected block; one click
+    each, undoable. The run is shift-click on the board, or the Wrap through box."""
+    run = current_run(design, entry_id)
+    ids = [entry.id for entry in siblings]
+    through_col, *buttons, unwrap_col = st.columns([3, 2, 2, 2, 2], vertical_alignment="bottom")
+    key = f"wrap_through.{entry_id}.{state.generation()}"
+    end = run[-1] if run[-1] != entry_id else run[0]
+    through_col.selectbox(
+        "Wrap through",
+        ids,
+        index=ids.index(end),
+        key=key,
+        format_func=lambda i: plain(stack_label(ids.index(i), siblings[ids.index(i)])),
+        on_change=run_changed,
+        args=(key, entry_id),
+        help="The run of neighbours to wrap: from the selected entry through this one (or shift-click on the board)",
+    )
+    names = f"{len(run)} {'entry' if len(run) == 1 else 'entries'}"
+    for column, block_type in zip(buttons, BlockType, strict=True):
+        column.button(
+            str(block_type),
+            key=f"wrap.{block_type}",
+            icon=":material/select_all:",
+            on_click=wrap_clicked,
+            args=(run, block_type),
+            help=f"Wrap the selected {names} in a {block_type} block (Undo takes it back)",
+            width="stretch",
+        )
+    unwrap_col.button(
+        "Unwrap",
+        key="unwrap",
+        icon=":material/unfold_more:",
+        on_click=unwrap_clicked,
+        args=(entry_id,),
+        disabled=not can_unwrap(find_entry(design, entry_id).entry),
+        help=unwrap_help(find_entry(design, entry_id).entry),
+        width="stretch",
+    )
+
+
+def can_unwrap(entry: Entry) -> bool:
+    return is_block(entry) and (not isinstance(entry, ParallelBlock) or len(entry.branches) == 1)
+
+
+def unwrap_help(entry: Entry) -> str:
+    """What Unwrap does to this entry, or why it cannot."""
+    if not is_block(entry):
+        return "Select a block to unwrap it"
+    if isinstance(entry, ParallelBlock) and len(entry.branches) != 1:
+        return f"A Parallel with {len(entry.branches)} branches cannot be unwrapped: remove all branches but one"
+    if isinstance(entry, ResidualBlock):
+        return "Put the body's entries in the block's place (its shortcut and merge go; Undo takes it back)"
+    return "Put the block's entries in its place (Undo takes it back)"
