@@ -23,7 +23,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-SORTABLES = "iframe[title='streamlit_sortables.sortable_items']"
+BOARD = "iframe[title='ui.dnd.model_dnd']"  # the drag-and-drop board (ui/dnd_component)
 GRAPH = "iframe[title='ui.graph_view.graph_view'] >> internal:control=enter-frame >> #canvas svg"
 SEED_STACK = ["1 · LazyLinear(256)", "2 · ReLU()", "3 · LazyLinear(10)"]
 BROKEN = {
@@ -52,47 +52,74 @@ def open_app(page: Page, query: str = "") -> None:
     page.locator(f"{GRAPH} g.node").first.wait_for()  # graphviz draws the SVG in the browser, after the run ends
 
 
+def board(page: Page):
+    return page.frame_locator(BOARD)
+
+
 def container(page: Page, header: str):
-    frame = page.frame_locator(SORTABLES)
-    return frame.locator(".sortable-container").filter(has=frame.locator(".sortable-container-header", has_text=header))
+    """A drop target of the board: "Palette", "Trash", or a stack by its title ("Model stack", "body", "branch 2")."""
+    frame = board(page)
+    if header == "Palette":
+        return frame.locator("#palette")
+    if header == "Trash":
+        return frame.locator("#trash")
+    return frame.locator(f".stack[data-title='{header}']")
 
 
 def items(page: Page, header: str) -> list[str]:
-    return container(page, header).locator(".sortable-item").all_inner_texts()
+    """The items' texts in a container, in order (the trash holds none)."""
+    if header == "Trash":
+        return []
+    return container(page, header).locator(".item .label").all_inner_texts()
 
 
 def item(page: Page, header: str, text: str):
-    return container(page, header).locator(".sortable-item").get_by_text(text, exact=True)
+    """An item by its exact text (the palette's first, where its group and "In this model" both show it)."""
+    return container(page, header).locator(".item .label").get_by_text(text, exact=True).first
 
 
-def drag(page: Page, source, target) -> None:
-    """A real mouse drag: dnd-kit starts after 10 px of movement and needs several moves to find the target."""
+def drag(page: Page, source, target, steps: int = 25, target_y: float | None = None) -> None:
+    """A real mouse drag: press, a few small moves (SortableJS starts after 4 px), ``steps`` moves to just above the
+    middle of ``target`` (or to ``target_y`` pixels below its top), release. Dropped on an item, the dragged item
+    goes before it (after it from the item's middle down)."""
+    page.locator(BOARD).scroll_into_view_if_needed()  # the page, so the whole board is in the window
+    source.scroll_into_view_if_needed()  # the palette's own scroll
     a, b = source.bounding_box(), target.bounding_box()
     assert a and b
     sx, sy = a["x"] + a["width"] / 2, a["y"] + a["height"] / 2
-    tx, ty = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
+    tx = b["x"] + b["width"] / 2
+    ty = b["y"] + (b["height"] / 2 - 2 if target_y is None else target_y)
     page.mouse.move(sx, sy)
     page.mouse.down()
     page.mouse.move(sx + 6, sy + 6, steps=3)
-    page.mouse.move(tx, ty, steps=25)
-    page.mouse.move(tx, ty + 1)
+    page.mouse.move(tx, ty + 1, steps=steps)
+    page.mouse.move(tx, ty)
     page.mouse.up()
 
 
-def wait_stack(page: Page, expected: list[str], timeout: float = 20.0) -> None:
-    """Wait for the re-mounted component to show ``expected`` in the stack (the rerun may not have started)."""
+def board_settled(page: Page) -> bool:
+    """Whether the board shows the app's answer: no drop waiting, no item drawn as pending."""
+    frame = board(page)
+    return frame.locator("#board.busy").count() == 0 and frame.locator(".item.pending").count() == 0
+
+
+def wait_stack(page: Page, expected: list[str], timeout: float = 20.0, header: str = "Model stack") -> None:
+    """Wait for the board to show ``expected`` in a stack once the app has answered (the rerun may not have
+    started)."""
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         try:
-            last = items(page, "Model stack")
-            if last == expected:
+            last = items(page, header)
+            if last == expected and board_settled(page):
                 wait_idle(page)
-                if items(page, "Model stack") == expected:
+                if items(page, header) == expected and board_settled(page):
                     return
-        except Exception:  # the iframe is being replaced
+        except Exception:  # the frame is being drawn
             pass
         time.sleep(0.1)
-    raise AssertionError(f"stack {last!r}, expected {expected!r}")
+    shot(page, "failed-wait-stack")
+    note = board(page).locator("#status").inner_text()
+    raise AssertionError(f"{header} {last!r}, expected {expected!r}; the board says {note!r}")
 
 
 def graph_texts(page: Page, what: str = "edge") -> list[str]:
@@ -111,8 +138,10 @@ def wait_graph_edges(page: Page, wanted: set[str], timeout: float = 20.0) -> lis
 
 
 def url_design(page: Page):
-    values = parse_qs(urlparse(page.url).query).get("design")
-    assert values, f"no design in {page.url}"
+    """The design in the address bar (read from the page: playwright's page.url can miss Streamlit's updates)."""
+    url = page.evaluate("window.location.href")
+    values = parse_qs(urlparse(url).query).get("design")
+    assert values, f"no design in {url}"
     return decode_design(values[0])
 
 
@@ -122,17 +151,20 @@ def url_design(page: Page):
 def test_drag_from_palette_reorder_and_trash(page: Page):
     open_app(page)
     shot(page, "drag-00-first-open")
-    palette = items(page, "Palette")
+    linear_group = container(page, "Palette").locator(".group[data-group='Linear'] .label")
+    palette = linear_group.all_inner_texts()
     assert "Linear" in palette
     assert items(page, "Model stack") == SEED_STACK
 
     drag(page, item(page, "Palette", "Linear"), item(page, "Model stack", "3 · LazyLinear(10)"))
     wait_stack(page, ["1 · LazyLinear(256)", "2 · ReLU()", "3 · Linear(256, 10)", "4 · LazyLinear(10)"])
-    assert items(page, "Palette") == palette, "the palette keeps its items (copy, not move)"
+    assert linear_group.all_inner_texts() == palette, "the palette keeps its items (copy, not move)"
+    assert "Linear" in container(page, "Palette").locator(".group[data-group='In this model'] .label").all_inner_texts()
     assert items(page, "Trash") == []
     shot(page, "drag-01-after-drop")
 
-    drag(page, item(page, "Model stack", "2 · ReLU()"), item(page, "Model stack", "4 · LazyLinear(10)"))
+    below = container(page, "Model stack").bounding_box()["height"] - 20  # the room under the last item
+    drag(page, item(page, "Model stack", "2 · ReLU()"), container(page, "Model stack"), target_y=below)
     wait_stack(page, ["1 · LazyLinear(256)", "2 · Linear(256, 10)", "3 · LazyLinear(10)", "4 · ReLU()"])
     nodes = [t for t in graph_texts(page, "node") if t.endswith(")") and "(" in t and ":" not in t]
     assert nodes.index("ReLU()") > nodes.index("LazyLinear(out_features=10)"), nodes
