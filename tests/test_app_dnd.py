@@ -214,6 +214,7 @@ def test_a_residual_shows_body_and_shortcut_and_a_breadcrumb_drop_moves_out():
     crumbs = board(at)["crumbs"]
     assert [crumb["label"] for crumb in crumbs] == ["Model", "res1 (Residual)"]
     assert crumbs[0]["drop"] == {"parent": None, "stack": "layers", "index": 2}, "after the block, in the model"
+    assert board(at)["note"] == "merged by add"
     send(at, "move", id="layer-4", parent="layer-2", stack="shortcut", index=0)
     assert stacks(at) == {"body": ["1 · BatchNorm2d(16)"], "shortcut": ["1 · ReLU()"]}
     send(at, "move", id="layer-4", **crumbs[0]["drop"])

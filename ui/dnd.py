@@ -86,7 +86,6 @@ class StackView:
     stack: str
     title: str
     items: list[Item]
-    note: str = ""
     empty: str = "Drop layers here"
     removable: bool = False  # a Parallel's branch, while it has others: it shows an x
     branch: int | None = None
@@ -119,6 +118,7 @@ class Board:
     crumbs: list[Crumb]
     stacks: list[StackView]
     add_branch: str | None = None  # the open Parallel's id: a "+ branch" button
+    note: str = ""  # beside the breadcrumb: how the open block merges its stacks
     ack: str | None = None  # the nonce of the last event the app handled
 
 

@@ -29,8 +29,10 @@ from builder.design import (
     Design,
     DesignError,
     Entry,
+    Merge,
     ParallelBlock,
     ResidualBlock,
+    block_dim,
     block_merge,
     find_entry,
     is_block,
@@ -206,22 +208,21 @@ def stack_views(design: Design, block: BlockSpec | None, selected: str | None, r
             stack.key,
             stack.title,
             item_views(stack.entries, selected, run),
-            note=merge_note(block) if position == 0 else "",
             empty=STACK_EMPTY[stack.field],
             removable=isinstance(block, ParallelBlock) and len(stacks) > 1,
             branch=stack.branch,
         )
-        for position, stack in enumerate(stacks)
+        for stack in stacks
     ]
 
 
 def merge_note(block: BlockSpec) -> str:
-    """How the block combines its stacks, shown beside the first: "merged: + add"."""
+    """How the open block combines its stacks, beside the breadcrumb: "merged by concat dim=1, x3"."""
     merge = block_merge(block)
-    if merge is None:
-        return f"x{block.repeat}" if block.repeat > 1 else ""
-    dim = f" dim={block.dim if block.dim is not None else 1}" if merge == "concat" else ""
-    return f"merged by {merge}{dim}" + (f", x{block.repeat}" if block.repeat > 1 else "")
+    parts = (
+        [] if merge is None else [f"merged by {merge}" + (f" dim={block_dim(block)}" if merge == Merge.CONCAT else "")]
+    )
+    return ", ".join([*parts, *([f"x{block.repeat}"] if block.repeat > 1 else [])])
 
 
 def crumbs(design: Design, block: BlockSpec | None) -> list[dnd.Crumb]:
@@ -360,6 +361,7 @@ def stack_ui(design: Design, offered: list[str]) -> None:
         crumbs=crumbs(design, block),
         stacks=stack_views(design, block, selected, run),
         add_branch=block.id if isinstance(block, ParallelBlock) else None,
+        note=merge_note(block) if block is not None else "",
         ack=ss.get(dnd.ACK),
     )
     dnd.board_ui(board)

@@ -247,7 +247,7 @@ def test_a_drop_into_a_residual_blocks_body_and_back_out(page: Page):
     wait_stack(page, ["1 · BatchNorm2d(16)", "2 · ReLU()"], header="body")
     body, shortcut = container(page, "body").bounding_box(), container(page, "shortcut").bounding_box()
     assert body["x"] + body["width"] <= shortcut["x"] and abs(body["y"] - shortcut["y"]) < 2, "side by side"
-    expect(board(page).locator("#crumbs")).to_have_text("Model›res1 (Residual)")
+    expect(board(page).locator("#crumbs")).to_have_text("Model›res1 (Residual)merged by add")
     shot(page, "dnd-04-residual-open")
 
     drag(page, item(page, "Palette", "Linear"), item(page, "body", "2 · ReLU()"))

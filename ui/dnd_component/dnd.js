@@ -110,7 +110,7 @@
       buildPalette(args.palette || []);
       shownPalette = palette;
     }
-    const work = JSON.stringify([args.crumbs, args.stacks, args.add_branch]);
+    const work = JSON.stringify([args.crumbs, args.stacks, args.add_branch, args.note]);
     if (force || work !== shownWork) {
       buildWork(args);
       shownWork = work;
@@ -153,7 +153,7 @@
     const scroll = stacksBox.scrollTop;
     sortables.forEach(function (s) { s.destroy(); });
     sortables = [];
-    buildCrumbs(args.crumbs || []);
+    buildCrumbs(args.crumbs || [], args.note || "");
     stacksBox.replaceChildren();
     for (const stack of args.stacks || []) stacksBox.appendChild(buildStack(stack));
     if (args.add_branch) {
@@ -161,12 +161,12 @@
       add.type = "button";
       add.title = "Add a branch (empty: the identity)";
       add.addEventListener("click", function () { send({ action: "add_branch", id: args.add_branch }); });
-      stacksBox.appendChild(add);
+      crumbsBox.appendChild(add);
     }
     stacksBox.scrollTop = scroll;
   }
 
-  function buildCrumbs(crumbs) {
+  function buildCrumbs(crumbs, note) {
     crumbsBox.replaceChildren();
     crumbs.forEach(function (crumb, position) {
       if (position) crumbsBox.appendChild(element("span", "crumb-sep", "›"));
@@ -182,6 +182,11 @@
       }
       crumbsBox.appendChild(button);
     });
+    if (note) {
+      const span = element("span", "crumb-note", note);
+      span.title = note;
+      crumbsBox.appendChild(span);
+    }
   }
 
   function buildStack(stack) {
@@ -191,7 +196,6 @@
     box.dataset.title = stack.title;
     const head = element("div", "stack-head");
     head.appendChild(element("span", "title-text", stack.title));
-    if (stack.note) head.appendChild(element("span", "note", stack.note));
     if (stack.removable) {
       const remove = element("button", "icon-button", "×");
       remove.type = "button";
