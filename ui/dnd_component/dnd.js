@@ -330,10 +330,20 @@
     board.classList.toggle("off-list", !target || target.kind !== "stack");
   }
 
-  document.addEventListener("mousemove", function (event) {
-    pointer = { x: event.clientX, y: event.clientY };
+  // Where a mouse or touch event happened (a touch's end has its point in changedTouches).
+  function pointOf(event) {
+    const touch = event && (event.changedTouches || event.touches) ? (event.changedTouches || event.touches)[0] : null;
+    const source = touch || event;
+    return source && typeof source.clientX === "number" ? { x: source.clientX, y: source.clientY } : null;
+  }
+
+  function tracked(event) {
+    pointer = pointOf(event) || pointer;
     if (dragging) markTarget(targetAt(pointer.x, pointer.y));
-  }, true);
+  }
+
+  document.addEventListener("mousemove", tracked, true);
+  document.addEventListener("touchmove", tracked, { capture: true, passive: true });
 
   // ------------------------------------------------------------ drags
 
@@ -372,9 +382,7 @@
     dragging = false;
     board.classList.remove("dragging", "off-list");
     markTarget(null);
-    const event = evt.originalEvent;
-    const at = event && typeof event.clientX === "number" ? { x: event.clientX, y: event.clientY } : pointer;
-    drop(evt.item, at);
+    drop(evt.item, pointOf(evt.originalEvent) || pointer);
   }
 
   // What a drop means comes from where the pointer was released, never from where Sortable last placed the item: it
