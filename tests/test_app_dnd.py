@@ -344,3 +344,27 @@ def test_lenet_keeps_its_palette_groups_and_search():
     assert "Blocks" not in groups, "the search filters every group"
     assert groups["In this model"] == ["AvgPool2d"]
     assert "MaxPool2d" in groups["Pooling"]
+
+
+def test_a_bad_merge_is_fixed_in_one_click():
+    widening = design_from_dict(
+        {
+            "version": 2,
+            "input": {"shape": [1, 8, 16, 16]},
+            "layers": [
+                {
+                    "type": "Residual",
+                    "body": [{"type": "Conv2d", "params": {"in_channels": 8, "out_channels": 16, "kernel_size": 1}}],
+                }
+            ],
+        }
+    )
+    at = open_app(widening)
+    at.button(key="run_forward").click()
+    run(at)
+    [fix] = [b for b in at.button if b.key == "fix.layer-1.0"]
+    assert fix.label.startswith("Fix: add a projection shortcut")
+    fix.click()
+    run(at)
+    assert [layer.type for layer in design(at).layers[0].shortcut] == ["Conv2d", "BatchNorm2d"]
+    assert not at.error, "the fixed model runs"
