@@ -368,3 +368,11 @@ def test_a_bad_merge_is_fixed_in_one_click():
     run(at)
     assert [layer.type for layer in design(at).layers[0].shortcut] == ["Conv2d", "BatchNorm2d"]
     assert not at.error, "the fixed model runs"
+
+
+def test_an_empty_block_unwraps_to_nothing_and_its_neighbour_is_selected(at):
+    add(at, "Sequential", 3)
+    at.button(key="unwrap").click()
+    run(at)
+    assert types(at) == ["LazyLinear", "ReLU", "LazyLinear"]
+    assert at.session_state["selected_layer"] == "layer-3"

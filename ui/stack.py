@@ -57,7 +57,7 @@ from builder.inference import Trace
 from ui import dnd, state
 from ui.text import plain
 
-PALETTE, STACK, TRASH = "Palette", "Model stack", "Trash"
+STACK = "Model stack"  # the model's own stack, as the board titles it
 ALL_GROUPS = "all groups"
 BLOCKS_GROUP = "blocks"
 USED_GROUP = "In this model"
@@ -486,13 +486,15 @@ def wrap_clicked(entry_ids: list[str], block_type: BlockType) -> None:
 
 
 def unwrap_clicked(block_id: str) -> None:
-    """Put the block's entries in its place; the first of them is selected."""
+    """Put the block's entries in its place; the first of them is selected (an empty block's neighbour, if it held
+    none)."""
 
     def unwrap(design: Design) -> None:
         place = place_of(design, block_id)
         new = tree.unwrap(design, block_id)
         commit_checked(new)
-        first = stack_of(new, place.parent, place.stack)[place.index].id
+        entries = stack_of(new, place.parent, place.stack)
+        first = entries[place.index].id if place.index < len(entries) else None
         st.session_state[SELECTED], st.session_state[RUN], st.session_state[OPEN] = first, [first], place.parent
 
     act(unwrap)
