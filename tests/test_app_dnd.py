@@ -214,6 +214,13 @@ def test_a_residual_shows_body_and_shortcut_and_a_breadcrumb_drop_moves_out():
     crumbs = board(at)["crumbs"]
     assert [crumb["label"] for crumb in crumbs] == ["Model", "res1 (Residual)"]
     assert crumbs[0]["drop"] == {"parent": None, "stack": "layers", "index": 2}, "after the block, in the model"
+    send(at, "open", id=None)
+    residual = board(at)["stacks"][0]["items"][1]
+    assert (residual["inner"], residual["count"]) == ("body", 2), "a drop on the block's middle goes at its body's end"
+    send(at, "move", id="layer-5", parent="layer-2", stack="body", index=residual["count"])
+    assert [layer.id for layer in design(at).layers[1].body] == ["layer-3", "layer-4", "layer-5"]
+    send(at, "move", id="layer-5", parent=None, stack="layers", index=2)
+    send(at, "select", id="layer-2", extend=False)
     assert board(at)["note"] == "merged by add"
     send(at, "move", id="layer-4", parent="layer-2", stack="shortcut", index=0)
     assert stacks(at) == {"body": ["1 · BatchNorm2d(16)"], "shortcut": ["1 · ReLU()"]}

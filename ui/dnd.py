@@ -69,13 +69,16 @@ class PaletteGroup:
 
 @dataclass(frozen=True)
 class Item:
-    """A stack item: its entry's id and label; ``marked``: in the selected run."""
+    """A stack item: its entry's id and label; ``marked``: in the selected run. A block names its first stack and
+    how many entries that holds: an item dropped on the block's middle goes at its end."""
 
     id: str
     label: str
     block: bool = False
     selected: bool = False
     marked: bool = False
+    inner: str = ""
+    count: int = 0
 
 
 @dataclass(frozen=True)

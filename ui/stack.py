@@ -189,10 +189,16 @@ def sync_view(design: Design, selected: str | None) -> BlockSpec | None:
     return block
 
 
+def item_view(index: int, entry: Entry, selected: str | None, run: list[str]) -> dnd.Item:
+    """A stack item; a block's names its first stack, where an item dropped on the block's middle goes."""
+    first = entry.stacks()[0] if is_block(entry) and entry.stacks() else None
+    inner = {"inner": first.key, "count": len(first.entries)} if first is not None else {}
+    label = stack_label(index, entry)
+    return dnd.Item(entry.id, label, is_block(entry), entry.id == selected, entry.id in run, **inner)
+
+
 def item_views(entries: tuple[Entry, ...], selected: str | None, run: list[str]) -> list[dnd.Item]:
-    return [
-        dnd.Item(e.id, stack_label(i, e), is_block(e), e.id == selected, e.id in run) for i, e in enumerate(entries)
-    ]
+    return [item_view(index, entry, selected, run) for index, entry in enumerate(entries)]
 
 
 def stack_views(design: Design, block: BlockSpec | None, selected: str | None, run: list[str]) -> list[dnd.StackView]:

@@ -241,7 +241,7 @@ def test_an_item_far_down_a_long_group_is_reachable(page: Page):
     shot(page, "dnd-03-far-down-a-long-group")
 
 
-def test_a_drop_into_a_residual_blocks_body_and_back_out(page: Page):
+def test_a_drop_into_a_residual_blocks_body_out_through_the_breadcrumb_and_in_on_the_block(page: Page):
     open_board(page, RESIDUAL)
     item(page, "Model stack", '2 · Residual block "res1" (2 entries)').click()
     wait_stack(page, ["1 · BatchNorm2d(16)", "2 · ReLU()"], header="body")
@@ -268,6 +268,16 @@ def test_a_drop_into_a_residual_blocks_body_and_back_out(page: Page):
         ["1 · Conv2d(8, 16, 3, 1)", '2 · Residual block "res1" (2 entries)', "3 · Linear(16, 10)", "4 · Flatten()"],
     )
     shot(page, "dnd-05-back-to-the-model")
+
+    drag(
+        page,
+        item(page, "Model stack", "4 · Flatten()"),
+        item(page, "Model stack", '2 · Residual block "res1" (2 entries)'),
+    )
+    wait_stack(page, ["1 · Conv2d(8, 16, 3, 1)", '2 · Residual block "res1" (3 entries)', "3 · Linear(16, 10)"])
+    assert [layer.type for layer in url_design(page).layers[1].body] == ["BatchNorm2d", "ReLU", "Flatten"], (
+        "dropped on the block's middle: into its body, at the end"
+    )
 
 
 # ---------------------------------------------------------------- issue 8: blocks by drag and drop

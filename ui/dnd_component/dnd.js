@@ -11,6 +11,7 @@
   "use strict";
 
   const DRAG_TOLERANCE = 4; // pixels the pointer moves before a press becomes a drag (a click selects)
+  const INTO_BAND = 0.25; // a block item's top and bottom quarters place before and after it; between: inside it
   const ANSWER_TIMEOUT = 15000; // ms: without an answer by then, the board shows the app's last state again
   const CRUMB_HEIGHT = 26, TRASH_HEIGHT = 56, GAP = 6, LIST_SLACK = 48; // LIST_SLACK: room below the last item
   const HINT = "Drag from the palette into a stack, within or between stacks to move, to the trash to remove. " +
@@ -29,6 +30,7 @@
   let sortables = []; // the stacks' Sortable instances
   let paletteSortables = [];
   let dragging = false;
+  let draggedItem = null; // the item under way (Sortable's dragEl)
   let waiting = null; // {nonce, timer}: an event sent, not yet answered
   let gesture = null; // the press on an item: {item, x, y, started}
   let pointer = { x: 0, y: 0 };
@@ -224,6 +226,10 @@
     const item = element("li", classes.join(" "));
     item.appendChild(element("span", "label", entry.label));
     if (entry.id) item.dataset.id = entry.id;
+    if (entry.inner) {
+      item.dataset.inner = entry.inner;
+      item.dataset.count = String(entry.count || 0);
+    }
     item.tabIndex = 0;
     item.title = entry.block ? "Click to open this block; drag to move it" : "Click to select; drag to move";
     if (entry.selected) item.setAttribute("aria-selected", "true");
@@ -253,13 +259,22 @@
   }
 
   // The indicator goes before an item while the pointer is above the item's middle, after it below: the same rule
-  // as indexAt, so a drop lands where the indicator showed.
+  // as indexAt, so a drop lands where the indicator showed. Over a block's middle band it stays put: a drop there
+  // goes into the block (targetAt).
   function placeByMiddle(evt, pointerEvent) {
     const related = evt.related;
     if (!related || !related.classList.contains("item")) return true;
     const y = pointerEvent && typeof pointerEvent.clientY === "number" ? pointerEvent.clientY : pointer.y;
+    if (intoBlock(related, y, evt.dragged)) return false;
     const box = related.getBoundingClientRect();
     return y > box.top + box.height / 2 ? 1 : -1;
+  }
+
+  // Whether height y is in the middle band of a block item (not the one dragged): a drop there goes inside it.
+  function intoBlock(item, y, dragged) {
+    if (!item.dataset.inner || item === dragged) return false;
+    const box = item.getBoundingClientRect();
+    return y > box.top + box.height * INTO_BAND && y < box.bottom - box.height * INTO_BAND;
   }
 
   function fitHeight(args) {
@@ -294,7 +309,7 @@
 
   // ------------------------------------------------------------ where the pointer is: the drop's target
 
-  function targetAt(x, y) {
+  function targetAt(x, y, dragged) {
     const hit = document.elementFromPoint(x, y); // the image under the pointer ignores the pointer (CSS)
     if (!hit) return null;
     if (hit.closest("#trash")) return { kind: "trash" };
@@ -302,6 +317,10 @@
     if (crumb) {
       const data = latest && latest.crumbs ? latest.crumbs[Number(crumb.dataset.index)] : null;
       return data && data.drop ? { kind: "crumb", crumb: crumb, data: data } : { kind: "here", crumb: crumb };
+    }
+    const block = hit.closest(".stack .item.block");
+    if (block && intoBlock(block, y, dragged)) {
+      return { kind: "into", item: block, parent: block.dataset.id, stack: block.dataset.inner, index: Number(block.dataset.count) };
     }
     const stack = hit.closest(".stack");
     if (stack) {
@@ -324,6 +343,8 @@
 
   function markTarget(target) {
     trash.classList.toggle("over", Boolean(target && target.kind === "trash"));
+    stacksBox.querySelectorAll(".item.into").forEach(function (item) { item.classList.remove("into"); });
+    if (target && target.kind === "into") target.item.classList.add("into");
     crumbsBox.querySelectorAll(".crumb").forEach(function (crumb) {
       crumb.classList.toggle("over", Boolean(target && target.kind === "crumb" && target.crumb === crumb));
     });
@@ -339,7 +360,7 @@
 
   function tracked(event) {
     pointer = pointOf(event) || pointer;
-    if (dragging) markTarget(targetAt(pointer.x, pointer.y));
+    if (dragging) markTarget(targetAt(pointer.x, pointer.y, draggedItem));
   }
 
   document.addEventListener("mousemove", tracked, true);
@@ -369,8 +390,9 @@
     }, 0);
   }, true);
 
-  function dragStarted() {
+  function dragStarted(evt) {
     dragging = true;
+    draggedItem = evt.item;
     if (gesture) gesture.started = true;
     clientNote = null;
     status.textContent = "Drop into a stack, on the trash, or on the breadcrumb to move out of a block.";
@@ -380,6 +402,7 @@
 
   function dragEnded(evt) {
     dragging = false;
+    draggedItem = null;
     board.classList.remove("dragging", "off-list");
     markTarget(null);
     drop(evt.item, pointOf(evt.originalEvent) || pointer);
@@ -390,7 +413,7 @@
   // follows the same rule (placeByMiddle), so both agree once the pointer has rested.
   function drop(item, at) {
     const source = item.dataset.id ? { id: item.dataset.id } : { type: item.dataset.type, kind: item.dataset.kind };
-    const target = targetAt(at.x, at.y);
+    const target = targetAt(at.x, at.y, item);
     const event = dropEvent(source, target, item, at);
     setTimeout(function () {
       if (event) {
@@ -423,6 +446,8 @@
     let place;
     if (target.kind === "crumb") {
       place = target.data.drop;
+    } else if (target.kind === "into") {
+      place = { parent: target.parent, stack: target.stack, index: target.index };
     } else {
       place = { parent: target.parent, stack: target.stack, index: indexAt(target.list, at.y, item) };
     }
