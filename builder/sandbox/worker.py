@@ -91,8 +91,8 @@ def _become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _processes() -> list[tuple[int, int]]:
-    """(pid, parent pid) of every process this worker can see in /proc."""
+def _processes() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every process this worker can see in /proc."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -102,7 +102,7 @@ def _processes() -> list[tuple[int, int]]:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        found.append((int(entry), int(fields[1])))
+        found.append((int(entry), int(fields[1]), int(fields[2])))
     return found
 
 
@@ -110,8 +110,16 @@ def leftovers(in_jail: bool) -> list[int]:
     """Processes a finished job left behind: in the jail, any but init and the worker; else the worker's children."""
     me = os.getpid()
     if in_jail:
-        return [pid for pid, _ in _processes() if pid not in (1, me)]
-    return [pid for pid, parent in _processes() if parent == me]
+        return [pid for pid, _, _ in _processes() if pid not in (1, me)]
+    return [pid for pid, parent, _ in _processes() if parent == me]
+
+
+def job_processes(in_jail: bool, job: int) -> set[int]:
+    """Processes the running job started: in the jail all but init, the worker and the job; else its group, children."""
+    me = os.getpid()
+    if in_jail:
+        return {pid for pid, _, _ in _processes() if pid not in (1, me, job)}
+    return {pid for pid, parent, group in _processes() if pid != job and job in (parent, group)}
 
 
 def _reap() -> None:
@@ -120,8 +128,8 @@ def _reap() -> None:
             pass
 
 
-def clean_up(in_jail: bool) -> int:
-    """Kill and reap whatever the last job left; how many processes that was."""
+def clean_up(in_jail: bool) -> set[int]:
+    """Kill and reap whatever the last job left; which processes those were."""
     _reap()
     found = leftovers(in_jail)
     for pid in found:
@@ -133,7 +141,7 @@ def clean_up(in_jail: bool) -> int:
         if not leftovers(in_jail):
             break
         time.sleep(0.01)
-    return len(found)
+    return set(found)
 
 
 def serve_one(conn: Connection, job: dict[str, Any], devnull: int, in_jail: bool) -> None:
@@ -155,12 +163,13 @@ def serve_one(conn: Connection, job: dict[str, Any], devnull: int, in_jail: bool
         os.setpgid(pid, pid)
     with Connection(read_fd, writable=False) as reader:
         ending = relay(reader, conn, job_id, time.monotonic() + job["timeout"] + GRACE)
+    started = job_processes(in_jail, pid)  # counted before the group dies with the job
     with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     killed_by = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-    left = clean_up(in_jail)
+    left = len(started | clean_up(in_jail))
     report = {"ending": ending, "signal": killed_by, "code": code, "leftovers": left}
     conn.send_bytes(frame(DONE, job_id, pickle.dumps(report)))
 
