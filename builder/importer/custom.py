@@ -63,7 +63,8 @@ class CustomCarrying(ImporterBase):
         self.custom[cls.name] = CustomLayerSpec(name=cls.name, source=source)
         self.info(cls, f"carried as the custom layer {cls.name} (checked in the sandbox)")
         used = sorted({n.id for n in ast.walk(cls) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)})
-        outside = [n for n in used if n in self.toplevel_names and n not in CUSTOM_GLOBALS and n != cls.name]
+        own = _own_names(cls)
+        outside = [n for n in used if n in self.toplevel_names and n not in CUSTOM_GLOBALS | own and n != cls.name]
         if outside:
             listed = ", ".join(f"{n} (line {self.toplevel_names[n]})" for n in outside)
             self.note(
@@ -88,3 +89,18 @@ class CustomCarrying(ImporterBase):
     def problems_in(self, cls: ast.ClassDef) -> int:
         lines = range(cls.lineno, (cls.end_lineno or cls.lineno) + 1)
         return sum(1 for n in self.notes if n.line in lines and n.severity is Severity.WARNING)
+
+
+def _own_names(cls: ast.ClassDef) -> frozenset[str]:
+    """Names a class binds itself: its methods' arguments and locals, its class attributes, its imports."""
+    own: set[str] = set()
+    for node in ast.walk(cls):
+        if isinstance(node, ast.arg):
+            own.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            own.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef) and node is not cls:
+            own.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            own.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return frozenset(own)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ast
 
-from builder.design import Design, DesignError, InputSpec, validate_design
+from builder.design import Design, DesignError, InputSpec, LayerSpec, is_block, validate_design
+from builder.importer.choice import Evaluated, candidate_definitions, evaluate_model
 from builder.importer.inputs import choose_input, read_input
 from builder.importer.models import choose_model, read_toplevel
-from builder.importer.notes import ImportFailed, ImportResult, Severity
+from builder.importer.notes import ImportFailed, ImportNote, ImportResult, Severity
 from builder.importer.reader import Importer
 
 
@@ -22,37 +23,95 @@ def parse_source(source: str) -> ast.Module:
         raise ImportFailed(f"the code cannot be parsed ({type(error).__name__}: {error})") from None
 
 
-def import_code(source: str, name: str = "imported", input_shape: tuple[int, ...] | None = None) -> ImportResult:
+def import_code(
+    source: str, name: str = "imported", input_shape: tuple[int, ...] | None = None, model: str | None = None
+) -> ImportResult:
     """Read PyTorch code into a design, statically: nothing in ``source`` is executed.
 
+    Straight chains are read directly; helper functions, loops, skip connections, branches and the book's
+    ``d2l.Classifier`` style are read by abstract evaluation (:mod:`builder.importer.evaluate`).
+
     Args:
-        source: Python code holding an ``nn.Sequential(...)`` expression or assignment, a function returning one,
-            or an ``nn.Module`` class whose ``forward`` chains its sub-modules.
+        source: Python code building a model: an ``nn.Sequential(...)``, a function returning one, an
+            ``nn.Module`` class, or the book's classes setting ``self.net``, with the instantiation at the end.
         name: the design's name.
-        input_shape: the input shape, batch included; else the code's ``INPUT_SHAPE``, or the tensor it feeds
-            the model, or one chosen from the first layer (with a note).
+        input_shape: the input shape, batch included; else the code's ``INPUT_SHAPE``, its ``layer_summary``,
+            the tensor it feeds the model, or one chosen from the first layer (with a note).
+        model: the class or function to import, when the code defines several and builds none
+            (``ImportFailed.candidates`` lists them).
 
     Returns:
         An ImportResult: the validated design and the notes on every construct translated, replaced or skipped.
 
     Raises:
-        ImportFailed: the code does not parse, or holds no layer that can be imported.
+        ImportFailed: the code does not parse, or holds no model that can be imported.
     """
     importer = Importer(source, parse_source(source))
     top = read_toplevel(importer)
+    before = (list(importer.notes), dict(importer.custom))
     try:
-        chosen, layers = choose_model(importer, top)
+        chosen, layers = choose_model(importer, top) if model is None else (importer.tree, [])
     except RecursionError:
         raise ImportFailed("the code nests expressions too deeply to be read") from None
+    shape = None
+    suffices = model is None and _chain_suffices(importer, chosen, layers, len(before[0]))
+    carried = len(importer.custom) > len(before[1])  # classes carried whole may read as blocks
+    if not suffices or carried:
+        chain = (importer.notes, importer.custom)
+        importer.notes, importer.custom = list(before[0]), dict(before[1])
+        evaluated = evaluate_model(importer, model)
+        if _evaluation_wins(importer, evaluated, chain[0], (chosen, layers), suffices):
+            chosen, layers, shape = evaluated.where, evaluated.entries, evaluated.shape
+        elif layers and not _is_fragment(importer, chosen):
+            importer.notes, importer.custom = chain  # the chain reader's result and notes stand
+        else:
+            refusals = [n for n in importer.notes if n.severity is Severity.WARNING and n not in chain[0]]
+            importer.notes = [*chain[0], *refusals]
+            raise ImportFailed(_nothing_message(importer), evaluated.candidates)
     if not layers:
         raise ImportFailed(_nothing_message(importer))
     stated = read_input(importer, top, chosen)
+    if shape is not None and "INPUT_SHAPE" not in top.constants:
+        stated = (shape, stated[1])
     if input_shape is not None:
         stated = (_given_shape(input_shape), stated[1])
     spec = choose_input(importer, layers, stated, chosen)
     design = Design(name=name, input=spec, layers=tuple(layers), custom_layers=tuple(importer.custom.values()))
     notes = sorted(importer.notes, key=lambda n: n.line)
     return ImportResult(validate_design(design), tuple(notes))
+
+
+def _chain_suffices(importer: Importer, chosen: ast.AST, layers: list[LayerSpec], known: int) -> bool:
+    """The chain reader's result stands when it read layers without a warning, from the model itself."""
+    warned = any(n.severity is Severity.WARNING for n in importer.notes[known:])
+    return bool(layers) and not warned and not _is_fragment(importer, chosen)
+
+
+def _evaluation_wins(
+    importer: Importer,
+    evaluated: Evaluated,
+    chain_notes: list[ImportNote],
+    chain: tuple[ast.AST, list[LayerSpec]],
+    suffices: bool,
+) -> bool:
+    """Whether abstract evaluation's reading replaces the chain reader's."""
+    if not evaluated.entries:
+        return False
+    if suffices:  # read cleanly, with classes carried whole: evaluation wins when it reads them as blocks
+        return any(is_block(entry) for entry in evaluated.entries)
+    chosen, layers = chain
+    fewer = _warnings(importer.notes) < _warnings(chain_notes)
+    return not layers or _is_fragment(importer, chosen) or fewer
+
+
+def _warnings(notes: list[ImportNote]) -> int:
+    return sum(1 for n in notes if n.severity is Severity.WARNING)
+
+
+def _is_fragment(importer: Importer, chosen: ast.AST) -> bool:
+    """A helper function or class other definitions use: never the model."""
+    named = isinstance(chosen, ast.ClassDef | ast.FunctionDef)
+    return named and chosen.name not in candidate_definitions(importer)
 
 
 def _given_shape(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -75,7 +75,10 @@ def _dummy_tensor(importer: Importer, top: _TopLevel, chosen: ast.AST) -> ast.Ca
         return fed
     if isinstance(fed, ast.Name) and fed.id in top.tensors:
         return top.tensors[fed.id]
-    return next(iter(top.tensors.values())) if len(top.tensors) == 1 else None
+    model = _assigned_name(chosen) if isinstance(chosen, ast.stmt) else None
+    fed_elsewhere = {tensor for name, tensor in top.fed if name != model}
+    only = [name for name in top.tensors if name not in fed_elsewhere]
+    return top.tensors[only[0]] if len(top.tensors) == 1 and only else None
 
 
 def _tensor_shape(importer: Importer, call: ast.Call, scope: Scope) -> tuple[tuple[int, ...] | None, DType | None]:

@@ -94,6 +94,7 @@ class _TopLevel:
     candidates: list[_Candidate] = field(default_factory=list)
     tensors: dict[str, ast.Call] = field(default_factory=dict)  # X = torch.rand(2, 20)
     model_inputs: dict[str, ast.expr] = field(default_factory=dict)  # net(X): model name -> what it is fed
+    fed: list[tuple[str, str]] = field(default_factory=list)  # (model, tensor) of every blk(X) at the top level
     constants: dict[str, ast.expr] = field(default_factory=dict)  # INPUT_SHAPE, INPUT_DTYPE
 
 
@@ -140,6 +141,7 @@ def _read_model_uses(importer: Importer, top: _TopLevel, stmt: ast.stmt) -> None
             continue
         if isinstance(node.func, ast.Name) and node.func.id in models and node.args:
             top.model_inputs[node.func.id] = node.args[0]
+            top.fed.append((node.func.id, _dotted(node.args[0]) or ""))
         elif isinstance(node.func, ast.Attribute) and _dotted(node.func.value) in models:
             method = node.func.attr
             if method in STRUCTURAL_METHODS:

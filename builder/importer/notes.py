@@ -43,7 +43,15 @@ class ImportResult:
 
 
 class ImportFailed(DesignError):
-    """Nothing in the source could be imported; the message says what was expected and what was found."""
+    """Nothing in the source could be imported; the message says what was expected and what was found.
+
+    ``candidates`` names the classes and functions that could each be the model when the code builds none:
+    ``import_code(..., model=name)`` imports the one picked.
+    """
+
+    def __init__(self, message: str, candidates: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.candidates = candidates
 
 
 class NotLiteral(Exception):

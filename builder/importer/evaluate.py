@@ -1,0 +1,638 @@
+"""Abstract evaluation of the paste: helper functions, classes, loops and forward, without running anything.
+
+The evaluator walks statements and expressions over the values of :mod:`builder.importer.values`. Literal
+arithmetic is computed (bounded), loops over ``range(literal)`` and literal sequences are unrolled, lists, ``*layers``,
+``nn.Sequential``, ``nn.ModuleList`` and ``add_module`` are followed, and a pasted class is instantiated by
+evaluating its ``__init__`` (``@d2l.add_to_class`` methods included). In ``forward`` the tensor is a
+:class:`~builder.importer.values.Tensor`; merging two paths of it makes a block (:mod:`builder.importer.flow`).
+Whatever needs a run is :class:`~builder.importer.values.Refused` with its line and reason.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable
+from copy import deepcopy
+from typing import TYPE_CHECKING, Any
+
+from builder.catalog import catalog
+from builder.importer import flow
+from builder.importer.literals import _arith
+from builder.importer.notes import NotLiteral
+from builder.importer.syntax import NN
+from builder.importer.values import (
+    MODULE_VALUES,
+    Budget,
+    ClassRef,
+    Function,
+    Instance,
+    Layer,
+    LayerType,
+    Modules,
+    Opaque,
+    Refused,
+    Size,
+    Super,
+    Tensor,
+)
+
+if TYPE_CHECKING:
+    from builder.importer.reader import Importer
+
+COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
+    ast.In: lambda a, b: operator.contains(b, a),
+    ast.NotIn: lambda a, b: not operator.contains(b, a),
+}
+# Builtins a model's construction uses on literals.
+BUILTINS: dict[str, Callable[..., Any]] = {
+    "len": len, "int": int, "float": float, "round": round, "min": min, "max": max, "abs": abs, "sum": sum,
+    "bool": bool, "str": str, "list": list, "tuple": tuple,
+    "enumerate": lambda xs, start=0: list(enumerate(xs, start)), "zip": lambda *xs: list(zip(*xs, strict=False)),
+}  # fmt: skip
+# Calls on a model that do not change its layers (d2l's Module, Lightning, nn.Module).
+IGNORED_METHODS: frozenset[str] = frozenset(
+    {"save_hyperparameters", "apply", "apply_init", "to", "cuda", "cpu", "double", "float", "eval", "train",
+     "register_buffer", "layer_summary", "parameters", "named_parameters"}
+)  # fmt: skip
+
+
+class _Return(Exception):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class Evaluator:
+    """Evaluates the paste's definitions and statements abstractly, within a budget."""
+
+    def __init__(self, importer: Importer, budget: Budget | None = None) -> None:
+        self.importer = importer
+        self.budget = budget or Budget()
+        self.steps = 0
+        self.depth = 0
+        self.globals: dict[str, Any] = {}
+        self.methods: dict[str, dict[str, ast.FunctionDef]] = {}
+        self.class_attrs: dict[str, dict[str, Any]] = {}
+        self.summaries: dict[str, tuple[tuple[int, ...], ast.AST]] = {}  # class -> layer_summary input shape
+        self.ignored: set[str] = set()
+        self.called: set[int] = set()  # ids of the module values forward called (the rest is never used)
+
+    # -- budget -----------------------------------------------------------------------------------------------
+
+    def tick(self, node: ast.AST) -> None:
+        self.steps += 1
+        if self.steps > self.budget.steps:
+            raise Refused(node, f"following the code takes more than {self.budget.steps:,} steps; not imported")
+
+    def sized(self, value: Any, node: ast.AST) -> Any:
+        if isinstance(value, list | tuple | str) and len(value) > self.budget.size:
+            raise Refused(node, f"a sequence of {len(value):,} items is larger than a model needs; not imported")
+        return value
+
+    # -- definitions ------------------------------------------------------------------------------------------
+
+    def define(self, stmt: ast.stmt) -> bool:
+        """Register a class or function (``@d2l.add_to_class(C)`` attaches it to C); True when it was one."""
+        if isinstance(stmt, ast.ClassDef):
+            self.globals[stmt.name] = ClassRef(stmt.name)
+            self.methods.setdefault(stmt.name, {})
+            self.methods[stmt.name] |= {n.name: n for n in stmt.body if isinstance(n, ast.FunctionDef)}
+            self.class_attrs[stmt.name] = self._class_attributes(stmt)
+            return True
+        if isinstance(stmt, ast.FunctionDef):
+            owner = self._added_to(stmt)
+            if owner is None:
+                self.globals[stmt.name] = Function(stmt)
+            elif owner in self.importer.classes:
+                self.methods.setdefault(owner, {})[stmt.name] = stmt
+            return True
+        return False
+
+    def _added_to(self, func: ast.FunctionDef) -> str | None:
+        for decorator in func.decorator_list:
+            if isinstance(decorator, ast.Call) and (self.importer.resolve(decorator.func) or "").endswith(
+                "add_to_class"
+            ):
+                target = decorator.args[0] if decorator.args else None
+                return ast.unparse(target) if target is not None else ""
+        return None
+
+    def _class_attributes(self, cls: ast.ClassDef) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        for stmt in cls.body:
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                try:
+                    attrs[stmt.targets[0].id] = self.expr(stmt.value, {})
+                except Refused:
+                    continue
+        return attrs
+
+    def base_of(self, name: str) -> str | None:
+        """The pasted class ``name`` derives from, if any."""
+        cls = self.importer.classes.get(name)
+        for base in cls.bases if cls else []:
+            if isinstance(base, ast.Name) and base.id in self.importer.classes:
+                return base.id
+        return None
+
+    def method(self, cls: str, name: str) -> tuple[ast.FunctionDef, str] | None:
+        """The method and the class defining it, searching the pasted bases."""
+        seen: set[str] = set()
+        current: str | None = cls
+        while current is not None and current not in seen:
+            seen.add(current)
+            found = self.methods.get(current, {}).get(name)
+            if found is not None:
+                return found, current
+            current = self.base_of(current)
+        return None
+
+    # -- statements -------------------------------------------------------------------------------------------
+
+    def block(self, body: list[ast.stmt], env: dict[str, Any]) -> None:
+        for stmt in body:
+            self.statement(stmt, env)
+
+    def statement(self, stmt: ast.stmt, env: dict[str, Any]) -> None:
+        self.tick(stmt)
+        if isinstance(stmt, ast.Expr):
+            if not isinstance(stmt.value, ast.Constant):
+                self.expr(stmt.value, env)
+        elif isinstance(stmt, ast.Assign):
+            value = self.expr(stmt.value, env)
+            for target in stmt.targets:
+                self.assign(target, value, env)
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            self.assign(stmt.target, self.expr(stmt.value, env), env)
+        elif isinstance(stmt, ast.AugAssign):
+            load = ast.copy_location(ast.BinOp(left=_loaded(stmt.target), op=stmt.op, right=stmt.value), stmt)
+            self.assign(stmt.target, self.expr(load, env), env)
+        elif isinstance(stmt, ast.Return):
+            raise _Return(self.expr(stmt.value, env) if stmt.value is not None else None)
+        elif isinstance(stmt, ast.If):
+            self.block(stmt.body if self.truth(stmt.test, env) else stmt.orelse, env)
+        elif isinstance(stmt, ast.For):
+            self.loop(stmt, env)
+        elif isinstance(stmt, ast.Assert | ast.Pass | ast.Import | ast.ImportFrom):
+            return
+        elif isinstance(stmt, ast.FunctionDef):
+            env[stmt.name] = Function(stmt)
+        else:
+            raise Refused(stmt, f"a {type(stmt).__name__.lower()} statement is not followed statically")
+
+    def loop(self, stmt: ast.For, env: dict[str, Any]) -> None:
+        items = self.iterate(self.expr(stmt.iter, env), stmt.iter)
+        if stmt.orelse:
+            raise Refused(stmt, "a for ... else is not followed statically")
+        for item in items:
+            self.assign(stmt.target, item, env)
+            for inner in stmt.body:
+                if isinstance(inner, ast.Break | ast.Continue):
+                    raise Refused(inner, "break and continue are not followed statically")
+                self.statement(inner, env)
+
+    def iterate(self, value: Any, node: ast.AST) -> list[Any]:
+        if isinstance(value, list | tuple | str):
+            return list(value)
+        if isinstance(value, range):
+            return list(value)
+        if isinstance(value, Modules):
+            return list(value.children)
+        if isinstance(value, Opaque):
+            raise Refused(value.node, f"a loop over a value only known at run time ({value.why})")
+        raise Refused(node, "a loop over something other than a literal sequence or a module container")
+
+    def assign(self, target: ast.expr, value: Any, env: dict[str, Any]) -> None:
+        if isinstance(target, ast.Name):
+            env[target.id] = value
+        elif isinstance(target, ast.Tuple | ast.List):
+            items = self.iterate(value, target)
+            if len(items) != len(target.elts):
+                raise Refused(target, f"unpacks {len(items)} values into {len(target.elts)} names")
+            for element, item in zip(target.elts, items, strict=True):
+                self.assign(element, item, env)
+        elif isinstance(target, ast.Attribute):
+            owner = self.expr(target.value, env)
+            if not isinstance(owner, Instance):
+                raise Refused(target, "sets an attribute of something other than self")
+            owner.attrs[target.attr] = value
+        else:
+            raise Refused(target, "an assignment to an item or slice is not followed statically")
+
+    def truth(self, node: ast.expr, env: dict[str, Any]) -> bool:
+        value = self.expr(node, env)
+        if isinstance(value, Opaque | Tensor | Size):
+            why = value.why if isinstance(value, Opaque) else "it depends on the tensor"
+            raise Refused(node, f"a branch on a value only known at run time ({why})")
+        return bool(value) if not isinstance(value, (*MODULE_VALUES, LayerType)) else True
+
+    # -- expressions ------------------------------------------------------------------------------------------
+
+    def expr(self, node: ast.expr, env: dict[str, Any]) -> Any:
+        self.tick(node)
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            return self.name(node, env)
+        if isinstance(node, ast.Attribute):
+            return self.attribute(node, env)
+        if isinstance(node, ast.Tuple | ast.List):
+            items = self.sized(self.items(node.elts, env), node)
+            return tuple(items) if isinstance(node, ast.Tuple) else items
+        if isinstance(node, ast.Call):
+            return self.call(node, env)
+        if isinstance(node, ast.BinOp):
+            return self.binary(node, self.expr(node.left, env), self.expr(node.right, env))
+        if isinstance(node, ast.UnaryOp):
+            return self.unary(node, self.expr(node.operand, env))
+        if isinstance(node, ast.BoolOp):
+            return self.boolean(node, env)
+        if isinstance(node, ast.Compare):
+            return self.compare(node, env)
+        if isinstance(node, ast.IfExp):
+            return self.expr(node.body if self.truth(node.test, env) else node.orelse, env)
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node, env)
+        if isinstance(node, ast.JoinedStr):
+            return "".join(self.formatted(part, env) for part in node.values)
+        if isinstance(node, ast.ListComp | ast.GeneratorExp):
+            return self.sized(self.comprehension(node.elt, node.generators, dict(env)), node)
+        if isinstance(node, ast.Dict):
+            return {self.expr(k, env): self.expr(v, env) for k, v in zip(node.keys, node.values, strict=True) if k}
+        raise Refused(node, f"a {type(node).__name__} expression is not followed statically")
+
+    def comprehension(self, elt: ast.expr, generators: list[ast.comprehension], env: dict[str, Any]) -> list[Any]:
+        """``[f(x) for x in xs if p(x)]`` over literal sequences."""
+        if not generators:
+            return [self.expr(elt, env)]
+        first, rest = generators[0], generators[1:]
+        items: list[Any] = []
+        for item in self.iterate(self.expr(first.iter, env), first.iter):
+            self.assign(first.target, item, env)
+            if all(self.truth(test, env) for test in first.ifs):
+                items += self.comprehension(elt, rest, env)
+        return items
+
+    def formatted(self, part: ast.expr, env: dict[str, Any]) -> str:
+        value = self.expr(part.value, env) if isinstance(part, ast.FormattedValue) else self.expr(part, env)
+        return str(value)
+
+    def items(self, elements: list[ast.expr], env: dict[str, Any]) -> list[Any]:
+        items: list[Any] = []
+        for element in elements:
+            if isinstance(element, ast.Starred):
+                items += self.iterate(self.expr(element.value, env), element)
+            else:
+                items.append(self.expr(element, env))
+        return items
+
+    def name(self, node: ast.Name, env: dict[str, Any]) -> Any:
+        for scope in (env, self.globals):
+            if node.id in scope:
+                return scope[node.id]
+        if node.id in BUILTINS or node.id in ("range", "super", "print", "isinstance"):
+            return Opaque(node, f"the builtin {node.id}")
+        return Opaque(node, f"`{node.id}` is not defined in the pasted code")
+
+    def attribute(self, node: ast.Attribute, env: dict[str, Any]) -> Any:
+        head = node
+        while isinstance(head, ast.Attribute):
+            head = head.value
+        if isinstance(head, ast.Name) and head.id not in env and head.id not in self.globals:
+            qualified = self.importer.resolve(node) or ""
+            short = qualified.rsplit(".", 1)[-1]
+            if qualified.startswith(f"{NN}.") and short in catalog():
+                return LayerType(short, node)
+            return Opaque(node, f"`{ast.unparse(node)}` is not followed statically")
+        owner = self.expr(node.value, env)
+        if isinstance(owner, Instance):
+            return self.instance_attribute(owner, node)
+        if isinstance(owner, ClassRef) and node.attr in self.class_attrs.get(owner.name, {}):
+            return self.class_attrs[owner.name][node.attr]
+        if isinstance(owner, Tensor) and node.attr == "shape":
+            return Size(node)
+        if isinstance(owner, Opaque):
+            return owner
+        return Opaque(node, f"the attribute .{node.attr} is not followed statically")
+
+    def instance_attribute(self, owner: Instance, node: ast.Attribute) -> Any:
+        if node.attr in owner.attrs:
+            return owner.attrs[node.attr]
+        found = self.method(owner.cls, node.attr)
+        if found is not None:
+            return Function(found[0], found[1], owner)
+        current: str | None = owner.cls
+        while current is not None:
+            if node.attr in self.class_attrs.get(current, {}):
+                return self.class_attrs[current][node.attr]
+            current = self.base_of(current)
+        if node.attr == "training":
+            return Opaque(node, "self.training")
+        return Opaque(node, f"self.{node.attr} is not set in the code read")
+
+    def binary(self, node: ast.BinOp, left: Any, right: Any) -> Any:
+        if isinstance(left, Tensor) or isinstance(right, Tensor):
+            return flow.arithmetic(self, node, left, right)
+        for value in (left, right):
+            if isinstance(value, Opaque):
+                raise Refused(value.node, f"arithmetic on a value only known at run time ({value.why})")
+        if isinstance(node.op, ast.Add) and isinstance(left, list | tuple | str) and type(left) is type(right):
+            return self.sized(left + right, node)
+        if isinstance(node.op, ast.Mod) and isinstance(left, str):
+            return self.sized(left % right, node)
+        try:
+            return _arith(node, left, right)
+        except NotLiteral as error:
+            raise Refused(node, error.why) from None
+
+    def unary(self, node: ast.UnaryOp, value: Any) -> Any:
+        if isinstance(node.op, ast.Not) and not isinstance(value, Opaque | Tensor):
+            return not value
+        if isinstance(node.op, ast.USub | ast.UAdd) and isinstance(value, int | float) and not isinstance(value, bool):
+            return -value if isinstance(node.op, ast.USub) else value
+        raise Refused(node, "only the sign of a number and `not` are evaluated")
+
+    def boolean(self, node: ast.BoolOp, env: dict[str, Any]) -> Any:
+        value: Any = None
+        for operand in node.values:
+            value = self.truth(operand, env)
+            if value is isinstance(node.op, ast.Or):
+                return value
+        return value
+
+    def compare(self, node: ast.Compare, env: dict[str, Any]) -> bool:
+        left = self.expr(node.left, env)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = self.expr(right_node, env)
+            for value in (left, right):
+                if isinstance(value, Opaque | Tensor | Size) and not isinstance(op, ast.Is | ast.IsNot):
+                    raise Refused(node, "a comparison with a value only known at run time")
+            try:
+                if not COMPARE[type(op)](left, right):
+                    return False
+            except TypeError as error:
+                raise Refused(node, f"the comparison does not evaluate ({error})") from None
+            left = right
+        return True
+
+    def subscript(self, node: ast.Subscript, env: dict[str, Any]) -> Any:
+        value = self.expr(node.value, env)
+        if isinstance(value, Size):
+            return Size(node)
+        if isinstance(node.slice, ast.Slice):
+            parts = [self.expr(p, env) if p is not None else None for p in (node.slice.lower, node.slice.upper)]
+            index: Any = slice(*parts)
+        else:
+            index = self.expr(node.slice, env)
+        if isinstance(value, Modules):
+            children = value.children[index]
+            return Modules(children, sequential=value.sequential) if isinstance(index, slice) else children
+        if isinstance(value, list | tuple | str | dict):
+            try:
+                return value[index]
+            except (IndexError, KeyError, TypeError) as error:
+                raise Refused(node, f"the index does not evaluate ({error})") from None
+        if isinstance(value, Tensor):
+            raise Refused(node, "indexing or slicing the tensor has no layer in the catalog")
+        raise Refused(node, "indexing a value only known at run time")
+
+    # -- calls ------------------------------------------------------------------------------------------------
+
+    def call(self, node: ast.Call, env: dict[str, Any]) -> Any:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id not in env and func.id not in self.globals:
+            builtin = self.builtin(node, func.id, env)
+            if builtin is not _NOT_BUILTIN:
+                return builtin
+        if isinstance(func, ast.Attribute):
+            owner = self.expr(func.value, env) if not self._is_dotted_import(func, env) else None
+            if owner is not None and not isinstance(owner, Opaque | LayerType):
+                return self.method_call(node, owner, func.attr, env)
+        callee = self.expr(func, env)
+        return self.apply(node, callee, env)
+
+    def _is_dotted_import(self, func: ast.Attribute, env: dict[str, Any]) -> bool:
+        head: ast.expr = func
+        while isinstance(head, ast.Attribute):
+            head = head.value
+        return isinstance(head, ast.Name) and head.id not in env and head.id not in self.globals
+
+    def arguments(self, node: ast.Call, env: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        args = self.items(node.args, env)
+        kwargs: dict[str, Any] = {}
+        for keyword in node.keywords:
+            value = self.expr(keyword.value, env)
+            if keyword.arg is None:
+                if not isinstance(value, dict):
+                    raise Refused(keyword, "**keyword arguments only known at run time")
+                kwargs |= value
+            else:
+                kwargs[keyword.arg] = value
+        return args, kwargs
+
+    def builtin(self, node: ast.Call, name: str, env: dict[str, Any]) -> Any:
+        if name == "super":
+            frame = env.get("__class__"), env.get("self")
+            if not isinstance(frame[1], Instance):
+                raise Refused(node, "super() outside a method")
+            return Super(frame[1], str(frame[0]))
+        if name not in BUILTINS and name not in ("range", "print"):
+            return _NOT_BUILTIN
+        args, kwargs = self.arguments(node, env)
+        if name == "print":
+            return None
+        for value in [*args, *kwargs.values()]:
+            if isinstance(value, Opaque | Tensor | Size | Instance | Modules | Layer):
+                raise Refused(node, f"{name}() of a value only known at run time")
+        try:
+            if name == "range":
+                result: Any = range(*args)
+                self.sized(range(0) if len(result) <= self.budget.size else [0] * (self.budget.size + 1), node)
+                return result
+            return self.sized(BUILTINS[name](*args, **kwargs), node)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise Refused(node, f"{name}() does not evaluate ({error})") from None
+
+    def apply(self, node: ast.Call, callee: Any, env: dict[str, Any]) -> Any:
+        """Call a value: a class, a function, a layer type, a module (on a tensor), or something opaque."""
+        if isinstance(callee, ClassRef):
+            return self.instantiate(node, callee.name, env)
+        if isinstance(callee, Function):
+            args, kwargs = self.arguments(node, env)
+            return self.invoke(node, callee, args, kwargs)
+        if isinstance(callee, LayerType):
+            return flow.build_layer(self, node, callee.name, env)
+        if isinstance(callee, MODULE_VALUES):
+            args, kwargs = self.arguments(node, env)
+            return flow.call_module(self, node, callee, args)
+        if isinstance(callee, Opaque):
+            return self.opaque_call(node, callee, env)
+        raise Refused(node, "calls something that is not a function, a class or a layer")
+
+    def opaque_call(self, node: ast.Call, callee: Opaque, env: dict[str, Any]) -> Any:
+        qualified = self.importer.resolve(node.func) or ""
+        if qualified == f"{NN}.Sequential":
+            args, _ = self.arguments(node, env)
+            return flow.sequential(self, node, args)
+        if qualified in (f"{NN}.ModuleList",):
+            args, _ = self.arguments(node, env)
+            children = self.iterate(args[0], node) if args else []
+            return flow.sequential(self, node, children, sequential=False)
+        special = flow.tensor_function(self, node, qualified, env)
+        if special is not flow.NOT_TENSOR:
+            return special
+        args, _ = self.arguments(node, env) if node.args or node.keywords else ([], {})
+        if any(isinstance(a, Tensor) for a in args):
+            raise Refused(node, flow.why_not_layer(qualified, node))
+        return Opaque(node, f"`{ast.unparse(node.func)}(...)` is only known when the code runs")
+
+    def invoke(self, node: ast.AST, func: Function, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Run a function of the paste on abstract arguments; its return value."""
+        if self.depth >= self.budget.depth:
+            raise Refused(node, f"calls nest deeper than {self.budget.depth}; not imported")
+        if func.bound is not None:
+            args = [func.bound, *args]
+        env = self.bind(node, func.node, args, kwargs)
+        if func.owner:
+            env["__class__"] = func.owner
+        self.depth += 1
+        try:
+            self.block(func.node.body, env)
+        except _Return as returned:
+            return returned.value
+        finally:
+            self.depth -= 1
+        return None
+
+    def bind(self, node: ast.AST, func: ast.FunctionDef, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        spec = func.args
+        positional = [*spec.posonlyargs, *spec.args]
+        defaults = [None] * (len(positional) - len(spec.defaults)) + list(spec.defaults)
+        env: dict[str, Any] = {}
+        for index, (arg, default) in enumerate(zip(positional, defaults, strict=True)):
+            if index < len(args):
+                env[arg.arg] = args[index]
+            elif arg.arg in kwargs:
+                env[arg.arg] = kwargs.pop(arg.arg)
+            elif default is not None:
+                env[arg.arg] = self.expr(default, {})
+            else:
+                raise Refused(node, f"{func.name}() is called without its argument {arg.arg}")
+        extra = args[len(positional) :]
+        if extra and spec.vararg is None:
+            raise Refused(node, f"{func.name}() takes {len(positional)} positional arguments, got {len(args)}")
+        if spec.vararg is not None:
+            env[spec.vararg.arg] = tuple(extra)
+        for arg, default in zip(spec.kwonlyargs, spec.kw_defaults, strict=True):
+            if arg.arg in kwargs:
+                env[arg.arg] = kwargs.pop(arg.arg)
+            elif default is not None:
+                env[arg.arg] = self.expr(default, {})
+            else:
+                raise Refused(node, f"{func.name}() is called without its argument {arg.arg}")
+        if kwargs and spec.kwarg is None:
+            raise Refused(node, f"{func.name}() has no argument {', '.join(kwargs)}")
+        if spec.kwarg is not None:
+            env[spec.kwarg.arg] = dict(kwargs)
+        return env
+
+    def instantiate(self, node: ast.Call, name: str, env: dict[str, Any]) -> Instance:
+        """A pasted class built: its __init__ (or a pasted base's) evaluated on a fresh instance."""
+        args, kwargs = self.arguments(node, env)
+        instance = Instance(name, node)
+        found = self.method(name, "__init__")
+        if found is None:
+            return instance
+        init, owner = found
+        bound = self.bind(node, init, [instance, *args], dict(kwargs))
+        instance.arguments = {k: v for k, v in bound.items() if k != init.args.args[0].arg}
+        self.invoke(node, Function(init, owner, instance), args, kwargs)
+        return instance
+
+    def method_call(self, node: ast.Call, owner: Any, method: str, env: dict[str, Any]) -> Any:
+        """``layers.append(...)``, ``self.net.add_module(...)``, ``self.block(...)``, ``super().__init__()``."""
+        if isinstance(owner, Super):
+            return self.super_call(node, owner, method, env)
+        if isinstance(owner, Tensor | Size):
+            return flow.tensor_method(self, node, owner, method, env)
+        if isinstance(owner, Instance) and method in owner.attrs:
+            return self.apply(node, owner.attrs[method], env)
+        args, kwargs = self.arguments(node, env)
+        if isinstance(owner, list) and method in ("append", "extend", "insert"):
+            getattr(owner, method)(*args)
+            self.sized(owner, node)
+            return None
+        if isinstance(owner, Modules) and method in ("append", "add_module", "extend", "insert"):
+            return flow.add_modules(self, node, owner, method, args)
+        if isinstance(owner, Instance):
+            return self.instance_method(node, owner, method, args, kwargs)
+        if isinstance(owner, MODULE_VALUES) and method in IGNORED_METHODS:
+            return self.ignore(node, method, owner)
+        if isinstance(owner, ClassRef):
+            found = self.method(owner.name, method)
+            if found is not None:
+                return self.invoke(node, Function(found[0], found[1]), args, kwargs)
+        if isinstance(owner, str | dict | list | tuple):
+            raise Refused(node, f"the method .{method}() of a literal is not followed statically")
+        return Opaque(node, f".{method}() is only known when the code runs")
+
+    def instance_method(
+        self, node: ast.Call, owner: Instance, method: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        found = self.method(owner.cls, method)
+        if found is not None and method != "forward":
+            return self.invoke(node, Function(found[0], found[1], owner), args, kwargs)
+        if method == "save_hyperparameters":
+            owner.attrs |= {k: v for k, v in owner.arguments.items() if k not in owner.attrs}
+            return self.ignore(node, method, owner)
+        if method == "layer_summary" and args and isinstance(args[0], tuple | list):
+            self.summaries[owner.cls] = (tuple(args[0]), node)
+            return None
+        if method == "children" and not args:
+            children = [v for v in owner.attrs.values() if isinstance(v, MODULE_VALUES)]
+            return Modules(children, [k for k, v in owner.attrs.items() if isinstance(v, MODULE_VALUES)])
+        if method in IGNORED_METHODS:
+            return self.ignore(node, method, owner)
+        if method == "forward":
+            return flow.call_module(self, node, owner, args)
+        if method in ("add_module", "register_module") and len(args) == 2:
+            owner.attrs[str(args[0])] = args[1]
+            return None
+        return Opaque(node, f".{method}() is only known when the code runs")
+
+    def super_call(self, node: ast.Call, owner: Super, method: str, env: dict[str, Any]) -> Any:
+        args, kwargs = self.arguments(node, env)
+        base = self.base_of(owner.owner)
+        found = self.method(base, method) if base else None
+        if found is not None:
+            return self.invoke(node, Function(found[0], found[1], owner.instance), args, kwargs)
+        if method == "__init__":
+            return None
+        raise Refused(node, f"super().{method}() of a class outside the paste is not followed")
+
+    def ignore(self, node: ast.AST, method: str, owner: Any) -> Any:
+        """Calls that set up training or initialisation: no layer changes, an info note once per method."""
+        if method not in self.ignored:
+            self.ignored.add(method)
+            self.importer.info(node, f".{method}(...) does not change the layers; ignored")
+        return owner if method in ("to", "cuda", "cpu", "double", "float", "eval", "train") else None
+
+
+_NOT_BUILTIN = object()
+
+
+def _loaded(target: ast.expr) -> ast.expr:
+    """The target of ``Y += X`` read as an expression (same locations, so notes name its line)."""
+    copy = deepcopy(target)
+    for node in ast.walk(copy):
+        if hasattr(node, "ctx"):
+            node.ctx = ast.Load()
+    return copy

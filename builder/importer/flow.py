@@ -1,0 +1,332 @@
+"""Modules and tensors during abstract evaluation: layers built from calls, containers, and forward's data flow.
+
+In ``forward`` a tensor is the list of steps applied to the input. Where two paths of it meet (``Y + X``,
+``Y += X``, ``x * self.se(x)``, ``torch.cat((b1, b2, b3, b4), dim=1)``), the steps they share stay in the stack
+and the rest become a block: a Residual (body and shortcut, the identity when one path is the input) or a Parallel
+(one branch per path), with the merge and dim of the code.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING, Any
+
+from builder.adapters import CALLS
+from builder.catalog import call_style, catalog
+from builder.design import DEFAULT_DIM, Entry, LayerSpec, Merge, ParallelBlock, ResidualBlock
+from builder.importer.classes import _ClassInfo, _is_counter_name
+from builder.importer.forward import _ForwardReader
+from builder.importer.functionals import FUNCTIONALS, TORCH_FUNCTIONS, _functional_for
+from builder.importer.literals import Scope
+from builder.importer.syntax import FUNCTIONAL, NN
+from builder.importer.values import (
+    MODULE_VALUES,
+    Function,
+    Instance,
+    Layer,
+    Modules,
+    Opaque,
+    Refused,
+    Size,
+    Tensor,
+)
+
+if TYPE_CHECKING:
+    from builder.importer.evaluate import Evaluator
+
+NOT_TENSOR = object()
+CONCATS: frozenset[str] = frozenset({"torch.cat", "torch.concat", "torch.concatenate"})
+MERGES: dict[type[ast.operator], Merge] = {ast.Add: Merge.ADD, ast.Mult: Merge.MUL}
+LITERALS = (bool, int, float, str, type(None))
+
+
+# ---------------------------------------------------------------------------------------------- building modules
+
+
+def constant(value: Any, like: ast.AST) -> ast.expr | None:
+    """An expression node holding a literal value, placed where ``like`` is (so notes quote the source)."""
+    if isinstance(value, list | tuple):
+        items = [constant(v, like) for v in value]
+        if any(item is None for item in items):
+            return None
+        node: ast.expr = ast.Tuple(elts=items, ctx=ast.Load())
+    elif isinstance(value, LITERALS):
+        node = ast.Constant(value=value)
+    else:
+        return None
+    return ast.copy_location(node, like)
+
+
+def literal_call(ev: Evaluator, node: ast.Call, env: dict[str, Any], skip: int = 0) -> ast.Call:
+    """``node`` with every argument after the first ``skip`` replaced by its evaluated literal value."""
+    args: list[ast.expr] = []
+    for index, arg in enumerate(node.args):
+        if index < skip:
+            args.append(arg)
+            continue
+        values = ev.iterate(ev.expr(arg.value, env), arg) if isinstance(arg, ast.Starred) else None
+        if values is not None:
+            args += [_literal_node(ev, v, arg) for v in values]
+        else:
+            args.append(_literal_node(ev, ev.expr(arg, env), arg))
+    keywords = [
+        ast.keyword(arg=k.arg, value=_literal_node(ev, ev.expr(k.value, env), k.value) if k.arg else k.value)
+        for k in node.keywords
+    ]
+    return ast.copy_location(ast.Call(func=node.func, args=args, keywords=keywords), node)
+
+
+def _literal_node(ev: Evaluator, value: Any, node: ast.expr) -> ast.expr:
+    made = constant(value, node)
+    if made is not None:
+        return made
+    if isinstance(value, Opaque) and isinstance(node, ast.Name | ast.Attribute):
+        return node  # an activation function, self.training: the layer reader judges it
+    if isinstance(value, Opaque):
+        raise Refused(value.node, f"a layer argument only known at run time ({value.why})")
+    raise Refused(node, "a layer argument must be a literal value, not a module or a tensor")
+
+
+def build_layer(ev: Evaluator, node: ast.Call, layer_type: str, env: dict[str, Any]) -> Layer:
+    """A catalog layer from its constructor call, the arguments evaluated first."""
+    call = literal_call(ev, node, env)
+    return Layer(ev.importer.layer_from_call(call, layer_type, Scope()))
+
+
+def sequential(ev: Evaluator, node: ast.AST, children: list[Any], sequential: bool = True) -> Modules:
+    for child in children:
+        _check_module(child, node)
+    return Modules(list(children), [str(i) for i in range(len(children))], sequential)
+
+
+def add_modules(ev: Evaluator, node: ast.Call, owner: Modules, method: str, args: list[Any]) -> None:
+    """``seq.add_module(name, m)``, ``seq.append(m)``, ``modules.extend([...])``."""
+    if method == "add_module" and len(args) == 2:
+        owner.children.append(_check_module(args[1], node))
+        owner.names.append(str(args[0]))
+    elif method == "append" and len(args) == 1:
+        owner.children.append(_check_module(args[0], node))
+        owner.names.append(str(len(owner.names)))
+    elif method == "extend" and len(args) == 1:
+        for child in ev.iterate(args[0], node):
+            add_modules(ev, node, owner, "append", [child])
+    else:
+        raise Refused(node, f".{method}() on a module container is not followed statically")
+    ev.sized(owner.children, node)
+
+
+def _check_module(value: Any, node: ast.AST) -> Any:
+    if isinstance(value, Opaque):
+        raise Refused(value.node, f"not a layer the builder can read ({value.why})")
+    if not isinstance(value, MODULE_VALUES):
+        raise Refused(node, f"a {type(value).__name__} where a layer is expected")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- modules -> entries
+
+
+def module_entries(ev: Evaluator, value: Any, node: ast.AST) -> list[Entry]:
+    """The design entries a module value stands for, in order."""
+    _check_module(value, node)
+    if isinstance(value, Layer):
+        return [value.spec]
+    if isinstance(value, Modules):
+        if not value.sequential:
+            raise Refused(node, "an nn.ModuleList is not called; forward picks its layers (loop over it instead)")
+        return [entry for child in value.children for entry in module_entries(ev, child, node)]
+    return instance_entries(ev, value)
+
+
+def instance_entries(ev: Evaluator, instance: Instance) -> list[Entry]:
+    """A pasted class's forward as entries; its self.net when it has no forward (the book's d2l style)."""
+    cls = ev.importer.classes[instance.cls]
+    found = ev.method(instance.cls, "forward")
+    if found is None:
+        net = instance.attrs.get("net")
+        if not isinstance(net, MODULE_VALUES):
+            raise Refused(
+                cls, f"{instance.cls} has no forward method and sets no self.net; its layers' order is unknown"
+            )
+        ev.importer.info(
+            cls,
+            f"{instance.cls} has no forward of its own (its base comes from outside the paste): the model is "
+            "self.net, which the book's d2l.Module.forward calls",
+        )
+        return module_entries(ev, net, cls)
+    forward, owner = found
+    result = ev.invoke(forward, Function(forward, owner, instance), [Tensor()], {})
+    if not isinstance(result, Tensor):
+        raise Refused(forward, f"{instance.cls}.forward does not return the tensor it computes")
+    for name, value in instance.attrs.items():
+        if isinstance(value, MODULE_VALUES) and id(value) not in ev.called:
+            ev.importer.note(instance.node, f"self.{name} of {instance.cls} is never called in forward; not imported")
+    return result.entries()
+
+
+def call_module(ev: Evaluator, node: ast.Call, module: Any, args: list[Any]) -> Any:
+    """``self.conv1(X)``, ``blk(X)``: the tensor goes through the module's entries."""
+    if not args or not isinstance(args[0], Tensor):
+        return Opaque(node, "a model called outside forward")
+    if len(args) > 1 or node.keywords:
+        raise Refused(node, "a layer called with more than the tensor; a stack passes one tensor")
+    ev.called.add(id(module))
+    entries = module_entries(ev, module, node) if not isinstance(module, Instance) else _nested(ev, module, node)
+    if len(entries) == 1 and isinstance(entries[0], LayerSpec) and entries[0].type in catalog():
+        _check_convention(ev, node, entries[0])
+    func = node.func
+    if (
+        len(entries) == 1
+        and isinstance(entries[0], LayerSpec)
+        and isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "self"
+        and not _is_counter_name(func.attr, entries[0].type)
+    ):
+        entries = [entries[0].model_copy(update={"label": func.attr})]
+    return args[0].then(entries)
+
+
+def _check_convention(ev: Evaluator, node: ast.Call, layer: LayerSpec) -> None:
+    """Warn when forward calls a layer differently from how a stack will (an LSTM's output tuple kept whole)."""
+    expected = CALLS[call_style(layer.type, layer.params)]
+    if expected != (1, False):
+        ev.importer.note(
+            node,
+            f"forward passes x 1 time(s); {layer.type} stands in a stack with x passed {expected[0]} time(s)"
+            f"{', keeping the first output' if expected[1] else ''}, which the design uses",
+        )
+
+
+def _nested(ev: Evaluator, instance: Instance, node: ast.AST) -> list[Entry]:
+    """A pasted class inside the model: its forward read as entries, else the class carried as a custom layer."""
+    try:
+        return instance_entries(ev, instance)
+    except Refused as refused:
+        cls = ev.importer.classes[instance.cls]
+        params = {k: _json(v) for k, v in instance.arguments.items()}
+        if ev.method(instance.cls, "forward") is None or any(v is _NOT_JSON for v in params.values()):
+            raise
+        if instance.cls in catalog():
+            raise Refused(cls, f"the pasted class {instance.cls} has the name of a torch.nn layer; rename it") from None
+        ev.importer.carry_custom(cls)
+        ev.importer.info(
+            refused.node,
+            f"{instance.cls}.forward is not read as layers ({refused.why}): the class comes in whole, "
+            "as a custom layer",
+        )
+        return [LayerSpec(type=instance.cls, params=params)]
+
+
+_NOT_JSON = object()
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        items = [_json(v) for v in value]
+        return _NOT_JSON if any(i is _NOT_JSON for i in items) else items
+    return value if isinstance(value, LITERALS) else _NOT_JSON
+
+
+# ---------------------------------------------------------------------------------------------- tensor data flow
+
+
+def merge(node: ast.AST, tensors: list[Tensor], how: Merge, dim: int | None = None) -> Tensor:
+    """Paths of one tensor meeting: their shared steps, then a Residual or Parallel block of the rest."""
+    shared = 0
+    shortest = min(len(t.path) for t in tensors)
+    while shared < shortest and all(t.path[shared] is tensors[0].path[shared] for t in tensors):
+        shared += 1
+    rests = [t.entries(shared) for t in tensors]
+    if not any(rests):
+        raise Refused(node, "merges the tensor with itself; no block computes that")
+    block: Entry
+    if how is Merge.CONCAT:
+        if len(rests) == 2 and not rests[0]:
+            block = ResidualBlock(merge=how, dim=dim, body=tuple(rests[1]))
+        else:
+            block = ParallelBlock(merge=how, dim=dim, branches=tuple(tuple(r) for r in rests))
+    elif len(rests) == 2:
+        body, shortcut = (rests[1], rests[0]) if not rests[0] else (rests[0], rests[1])
+        block = ResidualBlock(merge=how, body=tuple(body), shortcut=tuple(shortcut))
+    else:
+        block = ParallelBlock(merge=how, branches=tuple(tuple(r) for r in rests))
+    return Tensor(tensors[0].path[:shared]).then([block])
+
+
+def arithmetic(ev: Evaluator, node: ast.BinOp, left: Any, right: Any) -> Any:
+    if isinstance(left, Tensor) and isinstance(right, Tensor) and type(node.op) in MERGES:
+        return merge(node, [left, right], MERGES[type(node.op)])
+    if isinstance(left, Tensor) and isinstance(right, Tensor):
+        raise Refused(
+            node, f"`{ast.unparse(node)}` combines two tensors in a way no block merge (add, mul, concat) does"
+        )
+    raise Refused(node, "arithmetic of the tensor with a number or a parameter has no layer in the catalog")
+
+
+def tensor_function(ev: Evaluator, node: ast.Call, qualified: str, env: dict[str, Any]) -> Any:
+    """``torch.cat(...)``, ``F.relu(x)``, ``torch.flatten(x, 1)``; NOT_TENSOR for calls on no tensor."""
+    if qualified in CONCATS:
+        return _concat(ev, node, env)
+    if qualified == "torch.stack":
+        raise Refused(node, "torch.stack makes a new dimension; no block merge does (concat with torch.cat)")
+    function = _functional_for(qualified)
+    if function is None or not node.args:
+        return NOT_TENSOR
+    tensor = ev.expr(node.args[0], env)
+    if not isinstance(tensor, Tensor):
+        return NOT_TENSOR
+    call = literal_call(ev, node, env, skip=1)
+    layer = _ForwardReader(ev.importer, _ClassInfo(), "x").functional_layer(call, qualified, function)
+    return tensor.then([layer])
+
+
+def _concat(ev: Evaluator, node: ast.Call, env: dict[str, Any]) -> Tensor:
+    args, kwargs = ev.arguments(node, env)
+    tensors = ev.iterate(args[0], node) if args else []
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    if len(tensors) < 2 or not all(isinstance(t, Tensor) for t in tensors):
+        raise Refused(node, "torch.cat of something other than two or more paths of the tensor")
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise Refused(node, "torch.cat's dim must be a literal whole number")
+    return merge(node, tensors, Merge.CONCAT, None if dim == DEFAULT_DIM else dim)
+
+
+def tensor_method(ev: Evaluator, node: ast.Call, owner: Any, method: str, env: dict[str, Any]) -> Any:
+    """``x.size(0)``, ``x.view(x.size(0), -1)``, ``x.flatten(1)``, ``x.relu()``."""
+    if isinstance(owner, Size) or method in ("size", "dim"):
+        return Size(node)
+    if method in ("view", "reshape"):
+        return owner.then([_flatten_view(ev, node, env)])
+    if method in TORCH_FUNCTIONS:
+        assert isinstance(node.func, ast.Attribute)
+        call = ast.copy_location(
+            ast.Call(func=node.func, args=[node.func.value, *node.args], keywords=node.keywords), node
+        )
+        call = literal_call(ev, call, env, skip=1)
+        reader = _ForwardReader(ev.importer, _ClassInfo(), "x")
+        return owner.then([reader.functional_layer(call, f"torch.{method}", FUNCTIONALS[method])])
+    raise Refused(node, f"the tensor method .{method}() has no layer in the catalog")
+
+
+def _flatten_view(ev: Evaluator, node: ast.Call, env: dict[str, Any]) -> LayerSpec:
+    args, _ = ev.arguments(node, env)
+    if len(args) == 1 and isinstance(args[0], tuple | list):
+        args = list(args[0])
+    if len(args) == 2 and isinstance(args[0], Size) and args[1] == -1:
+        ev.importer.info(node, "read as nn.Flatten(): keeps the batch dimension, flattens the rest")
+        return LayerSpec(type="Flatten")
+    if len(args) == 2 and args[0] == -1 and isinstance(args[1], int):
+        ev.importer.info(
+            node, "read as nn.Flatten(): -1 first assumes the batch dimension is kept and the rest flattened"
+        )
+        return LayerSpec(type="Flatten")
+    raise Refused(node, "a view/reshape other than (batch, -1) has no layer in the catalog")
+
+
+def why_not_layer(qualified: str, node: ast.Call) -> str:
+    if qualified.startswith(f"{FUNCTIONAL}."):
+        return f"{qualified.replace(FUNCTIONAL, 'F')}() has no equivalent layer in the catalog"
+    if qualified.startswith(f"{NN}."):
+        return f"nn.{qualified.rsplit('.', 1)[-1]} is not a layer the builder can stack"
+    return f"`{qualified or ast.unparse(node.func)}(...)` on the tensor has no layer in the catalog"
