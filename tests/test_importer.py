@@ -637,13 +637,11 @@ class Net(nn.Module):
 FORWARD_CASES: dict[str, tuple[str, str]] = {
     "residual": ("x = x + self.fc1(x)", "arithmetic on the tensor has no layer; a residual x + f(x) needs a custom"),
     "if": ("if x.sum() > 0:\n            x = -x", "a branch (if) in forward: the path depends on run-time values"),
-    "for": ("for block in self.blocks:\n            x = block(x)", "a loop (for) in forward: its layers are only"),
     "while": ("while x.abs().sum() > 1:\n            x /= 2", "a loop (while) in forward"),
     "aug-assign": ("x += 1", "in-place arithmetic on the tensor (x += ...)"),
     "torch.cat": ("x = torch.cat([x, x], dim=1)", "torch.cat() combines or reshapes tensors; it has no layer"),
     "slice": ("x = x[:, :10]", "indexing or slicing the tensor has no layer in the catalog"),
     "method": ("x = self.helper(x)", "self.helper() is a method of the class, not a layer"),
-    "index-container": ("x = self.blocks[0](x)", "is not a layer call"),
     "container": ("x = self.blocks(x)", "self.blocks is an nn container; forward picks its layers at run time"),
     "missing": ("x = self.missing(x)", "self.missing is not a layer set in __init__"),
     "F.layer_norm": ("x = F.layer_norm(x, (20,))", "F.layer_norm() has no equivalent layer in the catalog"),
@@ -651,6 +649,22 @@ FORWARD_CASES: dict[str, tuple[str, str]] = {
     "view": ("x = x.view(2, 4, 5)", "a view/reshape other than (batch, -1) has no layer in the catalog"),
     "second-path": ("x = self.fc1(y)", "uses `y` where the running tensor is `x` (a second path)"),
 }
+
+
+# statement on line 13 of FORWARD_PROBLEMS -> the layers, now that abstract evaluation follows it
+FOLLOWED_CASES: dict[str, tuple[str, list[str]]] = {
+    "for": ("for block in self.blocks:\n            x = block(x)", ["Linear"] * 5),
+    "index-container": ("x = self.blocks[0](x)", ["Linear"] * 3),
+    "residual": ("x = x + self.fc1(x)\n        x = self.blocks[1](x)", ["Linear", "Residual", "Linear", "Linear"]),
+}
+
+
+@pytest.mark.parametrize("case", list(FOLLOWED_CASES))
+def test_forward_loops_containers_and_skips_are_followed(case: str) -> None:
+    statement, layers = FOLLOWED_CASES[case]
+    result = import_code(FORWARD_PROBLEMS.format(statement=statement))
+    assert [layer.type for layer in result.design.layers] == layers
+    assert result.problems == (), "\n".join(map(str, result.problems))
 
 
 @pytest.mark.parametrize("case", list(FORWARD_CASES))

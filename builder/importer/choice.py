@@ -17,7 +17,7 @@ from builder.catalog import catalog
 from builder.design import Entry
 from builder.importer import flow
 from builder.importer.evaluate import Evaluator
-from builder.importer.models import MODEL_METHODS, _module_statements
+from builder.importer.models import MODEL_METHODS, _model_core, _module_statements, _returns_model
 from builder.importer.syntax import NN, _assigned_name
 from builder.importer.values import ClassRef, Function, Instance, Opaque, Refused
 
@@ -166,7 +166,8 @@ def candidate_definitions(importer: Importer, ev: Evaluator | None = None) -> li
     """Classes and functions of the paste that no other definition uses: each could be the model."""
     used: set[str] = set()
     for node in [*importer.classes.values(), *importer.functions.values()]:
-        if not _may_build(importer, node.name):
+        method = bool(getattr(node, "decorator_list", []))  # @d2l.add_to_class(C): a method of C
+        if not method and not _may_build(importer, node.name):
             continue  # main(), train(): what they use is not thereby a helper
         body = [n for n in ast.walk(node) if n not in _decorators(node)]
         used |= {n.id for n in body if isinstance(n, ast.Name) and n.id != getattr(node, "name", "")}
@@ -181,10 +182,16 @@ def _decorators(node: ast.AST) -> set[ast.AST]:
 
 
 def _may_build(importer: Importer, name: str) -> bool:
-    """A class, or a function that returns something."""
+    """A class, or a function returning a model (an nn call, a pasted class or function's result)."""
     if name in importer.classes:
         return True
     func = importer.functions.get(name)
     if func is None:
         return False
-    return any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(func))
+    last = func.body[-1] if func.body else None
+    value = _model_core(last.value) if isinstance(last, ast.Return) and last.value is not None else None
+    pasted = isinstance(value, ast.Call) and (importer.resolve(value.func) or "") in {
+        *importer.classes,
+        *importer.functions,
+    }
+    return pasted or _returns_model(importer, func)

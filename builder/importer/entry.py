@@ -62,7 +62,7 @@ def import_code(
         evaluated = evaluate_model(importer, model)
         if _evaluation_wins(importer, evaluated, chain[0], (chosen, layers), suffices):
             chosen, layers, shape = evaluated.where, evaluated.entries, evaluated.shape
-        elif layers and not _is_fragment(importer, chosen):
+        elif layers and not _is_fragment(importer, chosen) and not evaluated.candidates:
             importer.notes, importer.custom = chain  # the chain reader's result and notes stand
         else:
             refusals = [n for n in importer.notes if n.severity is Severity.WARNING and n not in chain[0]]
@@ -84,7 +84,8 @@ def import_code(
 def _chain_suffices(importer: Importer, chosen: ast.AST, layers: list[LayerSpec], known: int) -> bool:
     """The chain reader's result stands when it read layers without a warning, from the model itself."""
     warned = any(n.severity is Severity.WARNING for n in importer.notes[known:])
-    return bool(layers) and not warned and not _is_fragment(importer, chosen)
+    guessed = isinstance(chosen, ast.ClassDef | ast.FunctionDef) and len(candidate_definitions(importer)) > 1
+    return bool(layers) and not warned and not guessed and not _is_fragment(importer, chosen)
 
 
 def _evaluation_wins(

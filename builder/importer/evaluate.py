@@ -205,6 +205,7 @@ class Evaluator:
         if isinstance(value, range):
             return list(value)
         if isinstance(value, Modules):
+            self.called.add(id(value))  # forward loops over it: its layers are used one by one
             return list(value.children)
         if isinstance(value, Opaque):
             raise Refused(value.node, f"a loop over a value only known at run time ({value.why})")
@@ -393,6 +394,7 @@ class Evaluator:
         else:
             index = self.expr(node.slice, env)
         if isinstance(value, Modules):
+            self.called.add(id(value))
             children = value.children[index]
             return Modules(children, sequential=value.sequential) if isinstance(index, slice) else children
         if isinstance(value, list | tuple | str | dict):
