@@ -172,6 +172,8 @@ def call_module(ev: Evaluator, node: ast.Call, module: Any, args: list[Any]) -> 
         raise Refused(node, "a layer called with more than the tensor; a stack passes one tensor")
     ev.called.add(id(module))
     entries = module_entries(ev, module, node) if not isinstance(module, Instance) else _nested(ev, module, node)
+    if len(entries) == 1 and isinstance(entries[0], LayerSpec) and entries[0].type == "Identity":
+        return args[0]  # the same tensor, so a path through nn.Identity() stays the identity of a merge
     if len(entries) == 1 and isinstance(entries[0], LayerSpec) and entries[0].type in catalog():
         _check_convention(ev, node, entries[0])
     func = node.func
