@@ -15,7 +15,7 @@ from pathlib import Path
 from builder.cli import input_shape_arg
 from builder.summary import printable
 
-HELP = "read PyTorch code (an nn.Sequential or an nn.Module class) into a design file; the code is not run"
+HELP = "read PyTorch code (nn.Sequential, nn.Module classes, helper functions) into a design file; the code is not run"
 
 
 def register_import_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,6 +26,9 @@ def register_import_command(subparsers: argparse._SubParsersAction) -> argparse.
     parser.add_argument("--name", help="the design's name (default: the file's name)")
     parser.add_argument(
         "--input-shape", type=input_shape_arg, metavar="SHAPE", help="the input shape, e.g. 2,20 (default: the code's)"
+    )
+    parser.add_argument(
+        "--model", metavar="NAME", help="the class or function to import when the code defines several and builds none"
     )
     parser.set_defaults(run=run_import)
     return parser
@@ -51,7 +54,8 @@ def run_import(args: argparse.Namespace) -> int:
 
     try:
         source = _read_source(args.source)
-        result = import_code(source, name=args.name or Path(args.source).stem, input_shape=args.input_shape)
+        name = args.name or Path(args.source).stem
+        result = import_code(source, name=name, input_shape=args.input_shape, model=getattr(args, "model", None))
     except (OSError, DesignError) as error:
         lines = str(error).splitlines() or [""]  # "nothing to import" lists the problems, one per line
         print("error: " + "\n".join(map(printable, lines)), file=sys.stderr)

@@ -13,12 +13,12 @@ import streamlit as st
 
 from builder.design import Design, DesignError
 from builder.edit import parse_shape
-from builder.importer import ImportNote, import_code
+from builder.importer import ImportFailed, ImportNote, import_code
 from builder.sandbox import custom_code_enabled
 from builder.summary import format_shape
 from ui import frame, state
 
-CODE, NONCE, NOTES = "import.code", "import.nonce", "import.notes"
+CODE, NONCE, NOTES, CANDIDATES = "import.code", "import.nonce", "import.notes", "import.candidates"
 SEED_SEQUENTIAL = "net = nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))\n"
 D2L_MLP = """\
 import torch
@@ -50,11 +50,47 @@ net = nn.Sequential(
     nn.Linear(84, 10))
 X = torch.rand(size=(1, 1, 28, 28), dtype=torch.float32)
 """
+RESIDUAL = """\
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Residual(nn.Module):
+    def __init__(self, channels, use_1x1conv=False, strides=1):
+        super().__init__()
+        self.conv1 = nn.LazyConv2d(channels, kernel_size=3, padding=1, stride=strides)
+        self.conv2 = nn.LazyConv2d(channels, kernel_size=3, padding=1)
+        self.conv3 = nn.LazyConv2d(channels, kernel_size=1, stride=strides) if use_1x1conv else None
+        self.bn1, self.bn2 = nn.LazyBatchNorm2d(), nn.LazyBatchNorm2d()
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3:
+            X = self.conv3(X)
+        Y += X
+        return F.relu(Y)
+
+
+def stage(blocks, channels):
+    layers = [Residual(channels, use_1x1conv=True, strides=2)]
+    for _ in range(blocks - 1):
+        layers.append(Residual(channels))
+    return nn.Sequential(*layers)
+
+
+net = nn.Sequential(nn.LazyConv2d(32, kernel_size=3, padding=1), stage(2, 64), stage(2, 128),
+                    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LazyLinear(10))
+X = torch.randn(1, 3, 32, 32)
+net(X).shape
+"""
 # The seed's snippets, to load into the box.
 EXAMPLES: dict[str, str] = {
     "nn.Sequential MLP": SEED_SEQUENTIAL,
     "MLP class (D2L)": D2L_MLP,
     "LeNet (D2L)": D2L_LENET,
+    "Residual blocks and a helper function": RESIDUAL,
 }
 
 
@@ -62,7 +98,7 @@ def init_page() -> None:
     """Open the box on the first example, once per session."""
     ss = st.session_state
     if CODE not in ss:
-        ss[CODE], ss[NONCE], ss[NOTES] = next(iter(EXAMPLES.values())), 0, None
+        ss[CODE], ss[NONCE], ss[NOTES], ss[CANDIDATES] = next(iter(EXAMPLES.values())), 0, None, []
 
 
 def load_example(key: str) -> None:
@@ -109,13 +145,20 @@ def import_clicked() -> None:
     code = ss.get(f"import.text.{ss[NONCE]}", ss[CODE])
     name = ss.get("import.name", "").strip() or "imported"
     shape_text = ss.get("import.shape", "").strip()
+    model = ss.get("import.model") if ss[CANDIDATES] else None
     try:
         shape = parse_shape(shape_text) if shape_text else None
-        result = import_code(code, name=name, input_shape=shape)
-    except DesignError as error:  # ImportFailed included: nothing in the code could be imported
+        result = import_code(code, name=name, input_shape=shape, model=model)
+    except ImportFailed as error:
+        ss[NOTES], ss[CANDIDATES] = None, list(error.candidates)
+        pick = " Pick the model below and import again." if error.candidates else ""
+        state.notify("error", f"Nothing was imported: {error}. Your design is unchanged.{pick}")
+        return
+    except DesignError as error:
         ss[NOTES] = None
         state.notify("error", f"Nothing was imported: {error}. Your design is unchanged.")
         return
+    ss[CANDIDATES] = []
     state.commit(result.design)
     ss[NOTES] = result.notes
     state.notify("success", imported_message(result.design))
@@ -135,6 +178,18 @@ def imported_message(design: Design) -> str:
     return text
 
 
+def candidates_ui() -> None:
+    """When the code defines several models and builds none: which one to import."""
+    candidates = st.session_state[CANDIDATES]
+    if candidates:
+        st.selectbox(
+            "Model to import",
+            candidates,
+            key="import.model",
+            help="The code defines these and builds none of them at the top level",
+        )
+
+
 def notes_ui(notes: tuple[ImportNote, ...] | None) -> None:
     """What the last import translated, replaced or skipped, line by line."""
     if notes is None:
@@ -152,11 +207,13 @@ def main() -> None:
     init_page()
     st.title("Import PyTorch code")
     st.caption(
-        "Paste an `nn.Sequential(...)` or an `nn.Module` class whose forward chains its layers, and continue "
-        "visually. The code is only read, never run; what cannot be imported is named below with its line."
+        "Paste a model: an `nn.Sequential(...)`, `nn.Module` classes with skip connections and branches, helper "
+        "functions and loops, or the book's `d2l.Classifier` style, and continue visually. The code is only read, "
+        "never run; what cannot be imported is named below with its line."
     )
     examples_ui()
     code = source_ui()
+    candidates_ui()
     st.button(
         "Import",
         key="import.run",

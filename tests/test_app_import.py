@@ -133,3 +133,41 @@ def test_bad_code_leaves_the_design_untouched(at, code, shape, message):
     assert "Your design is unchanged" in texts(at.error)
     assert design(at) == before
     assert list(at.session_state["undo"]) == history, "nothing to undo"
+
+
+TWO_MODELS = """\
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def wide():
+    return nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 2))
+"""
+
+
+def test_several_candidate_models_are_offered_to_pick(at):
+    code_box(at).input(TWO_MODELS)
+    run(at)
+    import_(at)
+    assert "defines several that could be one: Small, wide" in texts(at.error)
+    assert "Pick the model below and import again" in texts(at.error)
+    picker = at.selectbox(key="import.model")
+    assert list(picker.options) == ["Small", "wide"]
+    picker.set_value("wide")
+    run(at)
+    import_(at)
+    assert types(at) == ["Linear", "ReLU", "Linear"]
+    assert not [s for s in at.selectbox if s.key == "import.model"], "the picker goes once a model is imported"
+
+
+def test_the_residual_example_comes_in_as_blocks(at):
+    load_example(at, "Residual blocks and a helper function")
+    import_(at)
+    assert types(at) == ["LazyConv2d", "Residual", "ReLU", "Residual", "ReLU", "Residual", "ReLU", "Residual",
+                         "ReLU", "AdaptiveAvgPool2d", "Flatten", "LazyLinear"]  # fmt: skip
+    assert design(at).input.shape == (1, 3, 32, 32)

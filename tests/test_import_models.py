@@ -8,6 +8,7 @@ PyTorch code is extracted and checked the same way; that code is never copied in
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib.util
 import re
@@ -20,6 +21,7 @@ import pytest
 import torch
 from torch import nn
 
+from builder.cli_import import register_import_command
 from builder.custom import define_trusted
 from builder.design import Design, ParallelBlock, ResidualBlock, walk
 from builder.importer import ImportFailed, import_code
@@ -142,8 +144,7 @@ def test_a_helper_is_never_taken_for_the_model() -> None:
     assert sum(1 for e in walk(design.layers) if e.entry.type == "LazyConv2d") == 12  # not one nin_block's 3
 
 
-def test_several_candidates_and_none_built_are_listed_and_one_can_be_picked() -> None:
-    code = """\
+TWO_MODELS = """\
 import torch
 from torch import nn
 
@@ -160,6 +161,10 @@ class Small(nn.Module):
 def wide():
     return nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 2))
 """
+
+
+def test_several_candidates_and_none_built_are_listed_and_one_can_be_picked() -> None:
+    code = TWO_MODELS
     with pytest.raises(ImportFailed) as caught:
         import_code(code)
     assert caught.value.candidates == ("Small", "wide")
@@ -302,3 +307,16 @@ def _without_training(code: str) -> str:
     training = re.compile(r"train_ch6\(|trainer\.fit|load_data|\.apply_init")
     lines = [line for line in code.splitlines() if not training.search(line)]
     return "\n".join(lines)
+
+
+def test_cli_import_picks_a_model_by_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    parser = argparse.ArgumentParser(prog="python -m builder")
+    register_import_command(parser.add_subparsers(dest="command", required=True))
+    source = tmp_path / "two.py"
+    source.write_text(TWO_MODELS)
+    args = parser.parse_args(["import", str(source)])
+    assert args.run(args) == 1
+    assert "defines several that could be one: Small, wide" in capsys.readouterr().err
+    args = parser.parse_args(["import", str(source), "--model", "Small"])
+    assert args.run(args) == 0
+    assert '"type": "Linear"' in capsys.readouterr().out
