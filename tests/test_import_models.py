@@ -55,16 +55,17 @@ CASES: dict[str, tuple[str, tuple[int, ...]]] = {
     "d2l_classic_resnet18": ("net", (1, 1, 224, 224)),
     "d2l_classic_densenet": ("net", (1, 1, 96, 96)),
     "torchvision_blocks": ("model", (1, 3, 64, 64)),
+    "torchvision_resnet": ("model", (1, 3, 64, 64)),
 }
 # What the code states itself (layer_summary, a tensor fed to the model), so the import needs no input_shape.
 STATED = {"d2l_lenet", "d2l_alexnet", "d2l_vgg", "d2l_nin", "d2l_googlenet", "d2l_resnet18", "d2l_classic_lenet",
           "d2l_classic_alexnet", "d2l_classic_nin", "d2l_classic_googlenet", "d2l_classic_resnet18",
-          "torchvision_blocks"}  # fmt: skip
+          "torchvision_blocks", "torchvision_resnet"}  # fmt: skip
 # The blocks each model must come in with: (Residual count, Parallel count), inner blocks included.
 BLOCKS = {
     "d2l_googlenet": (0, 9), "d2l_classic_googlenet": (0, 9), "d2l_resnet18": (8, 0),
     "d2l_classic_resnet18": (8, 0), "d2l_densenet": (16, 0), "d2l_classic_densenet": (16, 0),
-    "torchvision_blocks": (6, 0),
+    "torchvision_blocks": (6, 0), "torchvision_resnet": (8, 0),
 }  # fmt: skip
 
 

@@ -65,6 +65,7 @@ IGNORED_METHODS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 
+INIT_ITERATORS: frozenset[str] = frozenset({"modules", "named_modules", "parameters", "named_parameters"})
 STACKABLE = "Stackable"  # the exported code's adapter for layers taking x more than once
 
 
@@ -192,6 +193,9 @@ class Evaluator:
             raise Refused(stmt, f"a {type(stmt).__name__.lower()} statement is not followed statically")
 
     def loop(self, stmt: ast.For, env: dict[str, Any]) -> None:
+        if _initialisation_loop(stmt):
+            self.importer.info(stmt, "a loop that initialises parameters does not change the layers; ignored")
+            return
         items = self.iterate(self.expr(stmt.iter, env), stmt.iter)
         if stmt.orelse:
             raise Refused(stmt, "a for ... else is not followed statically")
@@ -228,8 +232,16 @@ class Evaluator:
             if not isinstance(owner, Instance):
                 raise Refused(target, "sets an attribute of something other than self")
             owner.attrs[target.attr] = value
+        elif isinstance(target, ast.Subscript) and not isinstance(target.slice, ast.Slice):
+            container, key = self.expr(target.value, env), self.expr(target.slice, env)
+            if not isinstance(container, dict | list) or isinstance(key, Opaque):
+                raise Refused(target, "an item is set on something other than a literal dict or list")
+            try:
+                container[key] = value
+            except (IndexError, TypeError) as error:
+                raise Refused(target, f"the item cannot be set ({error})") from None
         else:
-            raise Refused(target, "an assignment to an item or slice is not followed statically")
+            raise Refused(target, "an assignment to a slice is not followed statically")
 
     def truth(self, node: ast.expr, env: dict[str, Any]) -> bool:
         value = self.expr(node, env)
@@ -634,6 +646,18 @@ class Evaluator:
 
 
 _NOT_BUILTIN = object()
+
+
+def _initialisation_loop(stmt: ast.For) -> bool:
+    """``for m in self.modules(): nn.init...(m.weight)``: it sets values, never layers."""
+    iterated = stmt.iter
+    over_modules = (
+        isinstance(iterated, ast.Call)
+        and isinstance(iterated.func, ast.Attribute)
+        and iterated.func.attr in INIT_ITERATORS
+    )
+    assigns = any(isinstance(n, ast.Assign | ast.AugAssign | ast.AnnAssign) for n in ast.walk(stmt))
+    return over_modules and not assigns
 
 
 def _loaded(target: ast.expr) -> ast.expr:

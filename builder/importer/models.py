@@ -183,7 +183,8 @@ def _returns_model(importer: Importer, func: ast.FunctionDef) -> bool:
         return False
     callee = importer.resolve(value.func) or ""
     layer = callee.startswith(f"{NN}.") and callee.rsplit(".", 1)[-1] in catalog()
-    return callee == f"{NN}.Sequential" or callee in importer.module_classes or layer
+    pasted = callee in importer.classes or (callee in importer.functions and callee != func.name)
+    return callee == f"{NN}.Sequential" or callee in importer.module_classes or layer or pasted
 
 
 def choose_model(importer: Importer, top: _TopLevel) -> tuple[ast.AST, list[LayerSpec]]:
