@@ -98,6 +98,7 @@ class LayerTrace:
     device: str = "meta"
     notes: tuple[str, ...] = ()
     path: str = ""  # inside a block: "layer-5/body/2" (copies "layer-5#2/..."); "" for a top-level entry
+    shares: str = ""  # a Shared entry: the id of the layer whose module (and parameter count) it reuses
 
     @property
     def lazy(self) -> bool:
@@ -107,6 +108,13 @@ class LayerTrace:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (a row of the CLI's --json); ``path`` only inside a block."""
         return _layer_dict(self) | ({"path": self.path} if self.path else {})
+
+    @property
+    def formula(self) -> str:
+        """The table's parameter formula (``256 x 20 + 256 = 5,376``); a Shared entry's count is at its layer."""
+        from builder.formulas import table_formula
+
+        return f"counted once, at {self.shares}" if self.shares else table_formula(self)
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,7 @@ def _layer_dict(t: LayerTrace) -> dict[str, Any]:
         "input_shape": list(t.input_shape) if t.input_shape else None,
         "output_shape": list(t.output_shape) if t.output_shape else None,
         "params": t.params,
+        "formula": t.formula,
         "param_shapes": {p.name: list(p.shape) if p.shape else None for p in t.params_after},
         "inferred": dict(t.inferred),
         "flops": t.flops,
@@ -430,7 +439,7 @@ class _Inspector:
         if is_block(entry):
             return self.block(index, entry, path)
         if is_shared(entry):
-            return LayerTrace(index, entry.id, entry.type, notes=(shared_note(self.design, entry),))
+            return LayerTrace(index, entry.id, entry.type, notes=(shared_note(self.design, entry),), shares=entry.of)
         try:
             module = build_layer(entry, self.custom, "meta", self.design.input.dtype)
         except Exception as error:
@@ -584,7 +593,7 @@ class _Tracer:
         record = LayerTrace(
             index, entry.id, entry.type, tuple(x.shape), tuple(out.shape), flops=flops,
             activation_bytes=out.numel() * out.element_size(),
-            notes=(shared_note(self.design, entry),),
+            notes=(shared_note(self.design, entry),), shares=entry.of,
         )  # fmt: skip
         return record, out
 
