@@ -72,3 +72,12 @@ def test_a_failing_first_pass_has_no_second() -> None:
 def test_a_bad_second_shape_is_refused(shape: tuple[int, ...]) -> None:
     with pytest.raises(DesignError, match="the second input's shape"):
         infer_then(load_example("d2l-mlp"), shape)
+
+
+def test_custom_layers_feed_the_second_input_in_the_sandbox() -> None:
+    from builder.run import analyze_then
+
+    design = load_example("my-linear")  # LazyLinear(64) -> ReLU -> MyLinear(64, 8), its code in the sandbox
+    assert analyze_then(design, (3, 20)).output_shape == (3, 8)
+    failed = analyze_then(design, (3, 21))
+    assert failed.error is not None and "inferred in_features=20 from the first input (2, 20)" in failed.error.problem
