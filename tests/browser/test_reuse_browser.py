@@ -58,7 +58,7 @@ def test_tie_a_layer_then_feed_another_input(page: Page) -> None:
     click(page, "Undo")
     expect(page.get_by_role("button", name="4 · shares layer-3", exact=True)).to_have_count(0)
     click(page, "Run dummy forward pass")
-    field = page.get_by_label("Second input shape")
+    field = page.get_by_role("textbox", name="Second input shape")
     field.fill("2, 40")
     field.press("Enter")
     wait_idle(page)
