@@ -174,6 +174,7 @@ def test_summary_input_shape_overrides_the_design(capsys) -> None:
 
 def test_summary_json_has_each_layers_formula(capsys) -> None:
     code, out, _ = run(["summary", MLP, "--json"], capsys)
+    assert code == 0
     assert [row["formula"] for row in json.loads(out)["layers"]] == [
         "256 x 20 + 256 = 5,376", "no parameters", "10 x 256 + 10 = 2,570",
     ]  # fmt: skip

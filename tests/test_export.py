@@ -144,8 +144,8 @@ DESIGNS["tied_blocks"] = design_from_dict({
         {"type": "LazyLinear", "params": {"out_features": 16}}, RELU,
         {"type": "LazyLinear", "id": "tied", "params": {"out_features": 16}},
         {"type": "Residual", "body": [{"type": "Linear", "params": {"in_features": 16, "out_features": 16}}, RELU]},
-        {"type": "Shared", "of": "tied"}, {"type": "LSTM", "id": "rnn", "params": {"input_size": 16, "hidden_size": 16}},
-        {"type": "Shared", "of": "rnn"},
+        {"type": "Shared", "of": "tied"},
+        {"type": "LSTM", "id": "rnn", "params": {"input_size": 16, "hidden_size": 16}}, {"type": "Shared", "of": "rnn"},
     ],
 })  # fmt: skip
 
