@@ -936,7 +936,8 @@ def _shared_problem(design: Design, located: Located) -> str | None:
     target = find_entry(design, of)
     if target is None:
         ids = [entry.id for entry in design.layers[: located.index] if not is_block(entry) and not is_shared(entry)]
-        return f"'of' names {_quoted(of)}, which is no layer of the design{_suggest(of, ids)}"
+        hint = _suggest(of, ids) or "; name a layer before it"
+        return f"'of' names {_quoted(of)}, which is no layer of the design{hint}, or remove this Shared entry"
     if target.depth:
         return f"'of' names {_quoted(of)}, which stands inside a block; share a layer of the top-level stack"
     if is_block(target.entry):
