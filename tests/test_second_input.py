@@ -81,3 +81,10 @@ def test_custom_layers_feed_the_second_input_in_the_sandbox() -> None:
     assert analyze_then(design, (3, 20)).output_shape == (3, 8)
     failed = analyze_then(design, (3, 21))
     assert failed.error is not None and "inferred in_features=20 from the first input (2, 20)" in failed.error.problem
+
+
+def test_blocks_feed_the_second_input_copy_by_copy() -> None:
+    _, second = infer_then(load_example("densenet-block"), (2, 6, 8, 8))  # the first input has 3 channels
+    assert second.error is not None and second.error.path == "layer-1#1/body/0"
+    assert "LazyBatchNorm2d inferred num_features=3 from the first input (4, 3, 8, 8)" in second.error.problem
+    assert infer_then(load_example("densenet-block"), (2, 3, 8, 8))[1].output_shape == (2, 10, 4, 4)
