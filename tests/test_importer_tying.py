@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from builder.design import is_shared
 from builder.examples import load_example
 from builder.export import ExportStyle, export_code
-from builder.importer import import_code
+from builder.importer import ImportFailed, import_code
 from builder.inference import infer_shapes
 
 BOOK = """
@@ -50,7 +52,7 @@ model = nn.Sequential(Stackable(rnn, first_output=True), Stackable(rnn, first_ou
     assert _entries(code) == [("layer-1", "LSTM", ""), ("layer-2", "Shared", "layer-1")]
 
 
-def test_separate_objects_stay_separate_and_a_reused_sequential_is_noted() -> None:
+def test_separate_objects_stay_separate_and_a_reused_sequential_is_refused() -> None:
     assert all(
         kind != "Shared"
         for _, kind, _ in _entries("from torch import nn\nnn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))")
@@ -58,6 +60,5 @@ def test_separate_objects_stay_separate_and_a_reused_sequential_is_noted() -> No
     code = (
         "from torch import nn\nblock = nn.Sequential(nn.Linear(4, 4), nn.ReLU())\nmodel = nn.Sequential(block, block)\n"
     )
-    result = import_code(code)
-    assert [layer.type for layer in result.design.layers] == ["Linear", "ReLU", "Linear", "ReLU"]
-    assert any("block is used again; its 2 layers are read as separate layers" in str(n) for n in result.notes)
+    with pytest.raises(ImportFailed, match=r"line 3.*block is used again, and it holds 2 layers"):
+        import_code(code)

@@ -13,6 +13,7 @@ import ast
 
 from builder.design import Entry, LayerSpec, SharedSpec, is_shared
 from builder.importer.context import ImporterBase
+from builder.importer.notes import ImportFailed
 
 PENDING = "\x00"  # before ids are given, a first use's id and a Shared entry's ``of``: this, then the object's key
 
@@ -29,7 +30,11 @@ class TyingReading(ImporterBase):
         first use of a single layer."""
         if len(made) != 1 or is_shared(made[0]):
             if key in self.first_uses and made:
-                self.note(node, f"{name} is used again; its {len(made)} layers are read as separate layers here")
+                raise ImportFailed(
+                    f"line {getattr(node, 'lineno', 0)}: `{self.snippet(node)}`: {name} is used again, and it holds"
+                    f" {len(made)} layers: a Shared entry ties one layer, so the design cannot share them all; not"
+                    " imported (reuse its layers one by one, or give the second use layers of its own)"
+                )
             self.first_uses.add(key)
             return list(made)
         if key not in self.first_uses:
