@@ -70,6 +70,7 @@ def import_code(
             raise ImportFailed(_nothing_message(importer), evaluated.candidates)
     if not layers:
         raise ImportFailed(_nothing_message(importer))
+    layers = importer.resolve_ties(layers)
     stated = read_input(importer, top, chosen)
     if shape is not None and "INPUT_SHAPE" not in top.constants:
         stated = (shape, stated[1])
