@@ -665,8 +665,19 @@ FORWARD_CASES: dict[str, tuple[str, str]] = {
 FOLLOWED_CASES: dict[str, tuple[str, list[str]]] = {
     "for": ("for block in self.blocks:\n            x = block(x)", ["Linear"] * 5),
     "index-container": ("x = self.blocks[0](x)", ["Linear"] * 3),
-    "residual": ("x = x + self.fc1(x)\n        x = self.blocks[1](x)", ["Linear", "Residual", "Linear", "Linear"]),
+    "residual": (
+        "x = x + self.blocks[2](x)\n        x = self.blocks[1](x)",
+        ["Linear", "Residual", "Linear", "Linear"],
+    ),
 }
+
+
+def test_a_layer_object_used_twice_is_never_read_as_two_layers() -> None:
+    """self.fc1 called again in a skip shares its parameters: evaluation refuses it rather than add a second
+    Linear; the chain reader's reading stands, its warning naming the skipped skip."""
+    result = import_code(FORWARD_PROBLEMS.format(statement="x = x + self.fc1(x)"))
+    assert [layer.type for layer in result.design.layers] == ["Linear", "Linear"]
+    assert result.problems
 
 
 @pytest.mark.parametrize("case", list(FOLLOWED_CASES))

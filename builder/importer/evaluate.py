@@ -88,6 +88,7 @@ class Evaluator:
         self.summaries: dict[str, tuple[tuple[int, ...], ast.AST]] = {}  # class -> layer_summary input shape
         self.ignored: set[str] = set()
         self.called: set[int] = set()  # ids of the module values forward called (the rest is never used)
+        self.used: set[int] = set()  # ids of the layers and instances already read into entries
 
     # -- budget -----------------------------------------------------------------------------------------------
 

@@ -9,7 +9,12 @@ and the rest become a block: a Residual (body and shortcut, the identity when on
 from __future__ import annotations
 
 import ast
+import json
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
 
 from builder.adapters import CALLS
 from builder.catalog import call_style, catalog
@@ -129,13 +134,42 @@ def _check_module(value: Any, node: ast.AST) -> Any:
 def module_entries(ev: Evaluator, value: Any, node: ast.AST) -> list[Entry]:
     """The design entries a module value stands for, in order."""
     _check_module(value, node)
-    if isinstance(value, Layer):
-        return [value.spec]
     if isinstance(value, Modules):
         if not value.sequential:
             raise Refused(node, "an nn.ModuleList is not called; forward picks its layers (loop over it instead)")
         return [entry for child in value.children for entry in module_entries(ev, child, node)]
+    _first_use(ev, value, node)
+    if isinstance(value, Layer):
+        return [value.spec]
     return instance_entries(ev, value)
+
+
+def _first_use(ev: Evaluator, value: Layer | Instance, node: ast.AST) -> None:
+    """A module object with parameters used twice shares them: refused here (the chain reader ties one layer)."""
+    if id(value) in ev.used and (isinstance(value, Instance) or _has_parameters(value.spec)):
+        what = value.cls if isinstance(value, Instance) else value.spec.type
+        raise Refused(
+            node,
+            f"the same {what} object is used a second time, sharing its parameters; reading it as new layers would "
+            "add parameters the code does not have",
+        )
+    ev.used.add(id(value))
+
+
+@lru_cache(maxsize=512)
+def _parameters_of(layer_type: str, params: str) -> bool:
+    with torch.device("meta"):
+        module = getattr(nn, layer_type)(**json.loads(params))
+    return any(True for _ in module.parameters())
+
+
+def _has_parameters(spec: LayerSpec) -> bool:
+    if not hasattr(nn, spec.type):
+        return True  # a custom layer: assume it has some
+    try:
+        return _parameters_of(spec.type, json.dumps(spec.params, sort_keys=True))
+    except (TypeError, ValueError, RuntimeError):
+        return True
 
 
 def instance_entries(ev: Evaluator, instance: Instance) -> list[Entry]:
