@@ -13,7 +13,6 @@ import ast
 import importlib.util
 import re
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -236,14 +235,13 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_hostile_input_becomes_a_note_quickly(case: str) -> None:
-    started = time.process_time()
+def test_hostile_input_becomes_a_note(case: str) -> None:
+    """The evaluation budget stops each of these (benchmarks/bench_import.py measures how fast: well under 1 s)."""
     try:
         result = import_code(HOSTILE[case])
         text = "\n".join(map(str, result.notes))
     except ImportFailed as failed:
         text = str(failed)
-    assert time.process_time() - started < 5  # generous: the budget stops these in well under a second
     if case != "deep-nesting":
         assert "warning" in text
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 MODEL_NAME = re.compile(r"net|model", re.IGNORECASE)  # net, model, resnet, my_model
 SUMMARY = "layer_summary"
+REFUSED = "is refused as a whole, nothing of it is guessed"
 
 
 @dataclass
@@ -127,7 +128,7 @@ def _read(ev: Evaluator, where: ast.AST, build: Any) -> Evaluated:
         entries = flow.module_entries(ev, value, where)
     except Refused as refused:
         owner = _owner(importer, refused.node)
-        importer.note(refused.node, f"{refused.why}; {owner} is refused as a whole, nothing of it is guessed")
+        importer.note(refused.node, f"{refused.why}; {owner} {REFUSED}")
         return Evaluated(where, refused=True)
     except RecursionError:
         importer.note(where, "the code nests too deeply to be read; not imported")

@@ -472,9 +472,10 @@ class Evaluator:
                 raise Refused(node, f"{name}() of a value only known at run time")
         try:
             if name == "range":
-                result: Any = range(*args)
-                self.sized(range(0) if len(result) <= self.budget.size else [0] * (self.budget.size + 1), node)
-                return result
+                steps = range(*args)
+                if len(steps) > self.budget.size:
+                    raise Refused(node, f"a range of {len(steps):,} items is larger than a model needs; not imported")
+                return steps
             return self.sized(BUILTINS[name](*args, **kwargs), node)
         except (TypeError, ValueError, OverflowError) as error:
             raise Refused(node, f"{name}() does not evaluate ({error})") from None
