@@ -1,11 +1,13 @@
 """Import PyTorch source code into a design, statically.
 
-``import_code`` parses pasted code with ``ast`` and never runs it. It understands an ``nn.Sequential(...)``
-expression or assignment, a function returning one (the exported ``build_model()``), and an ``nn.Module`` class
-whose ``forward`` is a straight chain of its sub-modules. Constructor arguments must be literal values (names bound
-to literals in the pasted code count). Classes of the pasted code used as layers are carried as custom layers, for
-the sandbox to check. Whatever cannot be imported becomes an :class:`ImportNote` naming the line, the construct
-and why; nothing is guessed without a note.
+``import_code`` parses pasted code with ``ast`` and never runs it. Two readers share the work. The chain reader
+takes an ``nn.Sequential(...)`` expression or assignment, a function returning one (the exported ``build_model()``)
+and an ``nn.Module`` class whose ``forward`` is a straight chain of its sub-modules, carrying pasted classes used as
+layers as custom layers for the sandbox to check. Where it cannot follow the code (or picks a helper, or carries a
+class whose forward merges paths), abstract evaluation reads the model: helper functions and classes called with
+literal arguments, loops, the book's ``d2l.Classifier`` style, and ``forward`` as data flow whose merges become
+Residual and Parallel blocks. Whatever cannot be imported becomes an :class:`ImportNote` naming the line, the
+construct and why; nothing is guessed without a note.
 
 The package, by responsibility:
 
@@ -19,7 +21,12 @@ The package, by responsibility:
 - ``classes``, ``forward``: a module class's ``__init__`` and the chain its ``forward`` calls.
 - ``models``: which expression, function or class of the paste is the model.
 - ``inputs``: the input shape and dtype.
-- ``reader``: ``Importer``, the readers composed into one object.
+- ``tying``: one module object used twice, read back as ``Shared`` entries.
+- ``reader``: ``Importer``, the chain readers composed into one object.
+- ``choice``: abstract evaluation's entry: which model the top level builds, or the candidates to pick from.
+- ``values``, ``invocation``, ``evaluate``: the abstract values and budget; calls (functions, classes, methods);
+  statements and expressions.
+- ``flow``: modules built from calls, and ``forward``'s data flow, whose merges become blocks.
 """
 
 from builder.importer.entry import import_code, parse_source
