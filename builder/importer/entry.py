@@ -126,7 +126,7 @@ def _given_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 def _nothing_message(importer: Importer) -> str:
     expected = (
         "nothing to import: expected an nn.Sequential(...) expression or assignment, a function returning one, "
-        "or an nn.Module class whose forward calls its layers one after another (x = self.layer(x))"
+        "or an nn.Module class (the book's d2l.Classifier style included), built at the end (model = Net(...))"
     )
     problems = [str(n) for n in sorted(importer.notes, key=lambda n: n.line) if n.severity is Severity.WARNING]
     return expected + ("".join(f"\n  {p}" for p in problems) if problems else "")

@@ -227,6 +227,8 @@ class Invocation:
         args, _ = self.arguments(node, env) if node.args or node.keywords else ([], {})
         if any(isinstance(a, Tensor) for a in args):
             raise Refused(node, flow.why_not_layer(qualified, node))
+        if qualified.split(".")[0] not in ("torch", "") and isinstance(node.func, ast.Attribute):
+            return Opaque(node, f"{ast.unparse(node.func)} is defined outside the pasted code; paste its definition")
         return Opaque(node, f"`{ast.unparse(node.func)}(...)` is only known when the code runs")
 
     def invoke(self, node: ast.AST, func: Function, args: list[Any], kwargs: dict[str, Any]) -> Any:
