@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from builder.design import Design, DesignError
+from builder.design import Design, DesignError, is_block, walk
 from builder.edit import parse_shape
 from builder.importer import ImportFailed, ImportNote, import_code
 from builder.sandbox import custom_code_enabled
@@ -166,8 +166,10 @@ def import_clicked() -> None:
 
 def imported_message(design: Design) -> str:
     custom = f" and {len(design.custom_layers)} custom layer(s) ({', '.join(design.custom_names())})"
+    blocks = sum(1 for located in walk(design.layers) if is_block(located.entry))
+    what = f"{len(design.layers)} layers" + (f" ({blocks} blocks)" if blocks else "")
     text = (
-        f"Imported {len(design.layers)} layers{custom if design.custom_layers else ''} on input "
+        f"Imported {what}{custom if design.custom_layers else ''} on input "
         f"{format_shape(design.input.shape)}: they replace the stack. Undo (in the sidebar) brings your previous "
         "design back."
     )

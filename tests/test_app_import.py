@@ -171,3 +171,4 @@ def test_the_residual_example_comes_in_as_blocks(at):
     assert types(at) == ["LazyConv2d", "Residual", "ReLU", "Residual", "ReLU", "Residual", "ReLU", "Residual",
                          "ReLU", "AdaptiveAvgPool2d", "Flatten", "LazyLinear"]  # fmt: skip
     assert design(at).input.shape == (1, 3, 32, 32)
+    assert "Imported 12 layers (4 blocks) on input (1, 3, 32, 32)" in texts(at.success)
