@@ -1034,3 +1034,27 @@ def test_python_dash_m_builder_import(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert len(load_design(output.read_text()).layers) == 13
     assert "line 18: info:" in done.stderr
+
+
+def test_a_custom_layers_own_locals_and_arguments_are_not_taken_from_elsewhere() -> None:
+    """Names forward binds itself (b1, X) are its own even when the paste's top level binds them too."""
+    code = """\
+b1 = nn.Sequential(nn.LazyConv2d(8, 3))
+X = torch.randn(1, 3, 8, 8)
+
+
+def helper(t):
+    return t
+
+
+class Gate(nn.Module):
+    def forward(self, X):
+        b1 = X.sigmoid()
+        return torch.clamp(helper(X * b1), 0, 1)
+
+
+net = nn.Sequential(nn.Conv2d(3, 8, 3), Gate())
+"""
+    result = import_code(code)
+    uses = [n for n in result.notes if "from elsewhere in the pasted code" in n.message]
+    assert len(uses) == 1 and "uses helper (line 5)" in uses[0].message

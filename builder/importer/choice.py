@@ -37,7 +37,6 @@ class Evaluated:
     entries: list[Entry] = field(default_factory=list)
     shape: tuple[int, ...] | None = None
     candidates: tuple[str, ...] = ()  # when several definitions could be the model and none is built
-    refused: bool = False
 
 
 @dataclass
@@ -72,7 +71,7 @@ def evaluate_model(importer: Importer, pick: str | None = None) -> Evaluated:
             f"the code builds no model at the top level and defines several that could be one: {', '.join(options)}; "
             "pick one (or add `model = <Name>(...)` at the end)",
         )
-    return Evaluated(importer.tree, candidates=tuple(options), refused=True)
+    return Evaluated(importer.tree, candidates=tuple(options))
 
 
 def _run_toplevel(ev: Evaluator, stmt: ast.stmt) -> None:
@@ -129,10 +128,10 @@ def _read(ev: Evaluator, where: ast.AST, build: Any) -> Evaluated:
     except Refused as refused:
         owner = _owner(importer, refused.node)
         importer.note(refused.node, f"{refused.why}; {owner} {REFUSED}")
-        return Evaluated(where, refused=True)
+        return Evaluated(where)
     except RecursionError:
         importer.note(where, "the code nests too deeply to be read; not imported")
-        return Evaluated(where, refused=True)
+        return Evaluated(where)
     shape = None
     if isinstance(value, Instance) and value.cls in ev.summaries:
         shape, node = ev.summaries[value.cls]
@@ -160,7 +159,7 @@ def _definition(ev: Evaluator, name: str, importer: Importer) -> Evaluated:
     if isinstance(value, Function):
         return _read(ev, node, lambda: ev.invoke(node, value, [], {}))
     importer.note(node, f"{name} is not a class or function of the pasted code")
-    return Evaluated(node, refused=True)
+    return Evaluated(node)
 
 
 def candidate_definitions(importer: Importer, ev: Evaluator | None = None) -> list[str]:
