@@ -23,6 +23,7 @@ from torch import nn
 from builder.cli_import import register_import_command
 from builder.custom import define_trusted
 from builder.design import Design, ParallelBlock, ResidualBlock, walk
+from builder.export import ExportStyle, export_code
 from builder.importer import ImportFailed, import_code
 from builder.inference import infer_shapes
 
@@ -319,3 +320,16 @@ def test_cli_import_picks_a_model_by_name(tmp_path: Path, capsys: pytest.Capture
     args = parser.parse_args(["import", str(source), "--model", "Small"])
     assert args.run(args) == 0
     assert '"type": "Linear"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("style", list(ExportStyle))
+@pytest.mark.parametrize("name", ["d2l_googlenet", "d2l_resnet18", "d2l_densenet", "torchvision_resnet"])
+def test_an_imported_model_exports_and_imports_again_the_same(name: str, style: ExportStyle) -> None:
+    shape = CASES[name][1]
+    design, _ = _imported((FIXTURES / f"{name}.py").read_text(), None if name in STATED else shape)
+    trace = infer_shapes(design)
+    again = import_code(export_code(design, trace, style))
+    retrace = infer_shapes(again.design)
+    assert (retrace.output_shape, retrace.total_params) == (trace.output_shape, trace.total_params)
+    assert _blocks(again.design) == _blocks(design)
+    assert again.problems == ()
