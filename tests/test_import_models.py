@@ -57,10 +57,11 @@ CASES: dict[str, tuple[str, tuple[int, ...]]] = {
     "torchvision_blocks": ("model", (1, 3, 64, 64)),
     "torchvision_resnet": ("model", (1, 3, 64, 64)),
 }
-# What the code states itself (layer_summary, a tensor fed to the model), so the import needs no input_shape.
-STATED = {"d2l_lenet", "d2l_alexnet", "d2l_vgg", "d2l_nin", "d2l_googlenet", "d2l_resnet18", "d2l_classic_lenet",
-          "d2l_classic_alexnet", "d2l_classic_nin", "d2l_classic_googlenet", "d2l_classic_resnet18",
-          "torchvision_blocks", "torchvision_resnet"}  # fmt: skip
+# What the code states itself (layer_summary, a tensor fed to the model, the data set's image size), so the import
+# needs no input_shape.
+STATED = {"d2l_mlp", "d2l_densenet", "d2l_lenet", "d2l_alexnet", "d2l_vgg", "d2l_nin", "d2l_googlenet",
+          "d2l_resnet18", "d2l_classic_lenet", "d2l_classic_alexnet", "d2l_classic_nin", "d2l_classic_googlenet",
+          "d2l_classic_resnet18", "torchvision_blocks", "torchvision_resnet"}  # fmt: skip
 # The blocks each model must come in with: (Residual count, Parallel count), inner blocks included.
 BLOCKS = {
     "d2l_googlenet": (0, 9), "d2l_classic_googlenet": (0, 9), "d2l_resnet18": (8, 0),

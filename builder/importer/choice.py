@@ -36,6 +36,7 @@ class Evaluated:
     where: ast.AST
     entries: list[Entry] = field(default_factory=list)
     shape: tuple[int, ...] | None = None
+    data_shape: tuple[int, ...] | None = None  # the book's data set, used when the code feeds the model nothing
     candidates: tuple[str, ...] = ()  # when several definitions could be the model and none is built
 
 
@@ -136,7 +137,7 @@ def _read(ev: Evaluator, where: ast.AST, build: Any) -> Evaluated:
     if isinstance(value, Instance) and value.cls in ev.summaries:
         shape, node = ev.summaries[value.cls]
         importer.info(node, f"input shape {shape} taken from layer_summary")
-    return Evaluated(where, entries, shape)
+    return Evaluated(where, entries, shape, ev.dataset[0] if ev.dataset else None)
 
 
 def _owner(importer: Importer, node: ast.AST) -> str:

@@ -53,7 +53,7 @@ def import_code(
         chosen, layers = choose_model(importer, top) if model is None else (importer.tree, [])
     except RecursionError:
         raise ImportFailed("the code nests expressions too deeply to be read") from None
-    shape = None
+    shape = data_shape = None
     suffices = model is None and _chain_suffices(importer, chosen, layers, len(before[0]))
     carried = len(importer.custom) > len(before[1])  # classes carried whole may read as blocks
     if not suffices or carried:
@@ -61,7 +61,12 @@ def import_code(
         importer.notes, importer.custom = list(before[0]), dict(before[1])
         evaluated = evaluate_model(importer, model)
         if _evaluation_wins(importer, evaluated, chain[0], (chosen, layers), suffices):
-            chosen, layers, shape = evaluated.where, evaluated.entries, evaluated.shape
+            chosen, layers, shape, data_shape = (
+                evaluated.where,
+                evaluated.entries,
+                evaluated.shape,
+                evaluated.data_shape,
+            )
         elif layers and not _is_fragment(importer, chosen) and not evaluated.candidates:
             importer.notes, importer.custom = chain  # the chain reader's result and notes stand
         else:
@@ -74,6 +79,9 @@ def import_code(
     stated = read_input(importer, top, chosen)
     if shape is not None and "INPUT_SHAPE" not in top.constants:
         stated = (shape, stated[1])
+    elif stated[0] is None and data_shape is not None:
+        importer.info(chosen, f"input shape {data_shape} taken from the data set the code trains on")
+        stated = (data_shape, stated[1])
     if input_shape is not None:
         stated = (_given_shape(input_shape), stated[1])
     spec = choose_input(importer, layers, stated, chosen)

@@ -44,6 +44,8 @@ IGNORED_METHODS: frozenset[str] = frozenset(
      "register_buffer", "layer_summary", "parameters", "named_parameters"}
 )  # fmt: skip
 
+# The book's data sets: (channels, height, width) of an image; the model's input when the code states none.
+DATASETS: dict[str, tuple[int, int, int]] = {"FashionMNIST": (1, 28, 28), "load_data_fashion_mnist": (1, 28, 28)}
 STACKABLE = "Stackable"  # the exported code's adapter for layers taking x more than once
 
 
@@ -67,6 +69,7 @@ class Invocation:
         self.ignored: set[str] = set()
         self.called: set[int] = set()  # ids of the module values forward called (the rest is never used)
         self.used: set[int] = set()  # ids of the layers and instances already read into entries
+        self.dataset: tuple[tuple[int, ...], ast.AST] | None = None  # the last data set's input shape, and where
 
     # -- budget -----------------------------------------------------------------------------------------------
 
@@ -214,6 +217,8 @@ class Invocation:
 
     def opaque_call(self, node: ast.Call, callee: Opaque, env: dict[str, Any]) -> Any:
         qualified = self.importer.resolve(node.func) or ""
+        if qualified.rsplit(".", 1)[-1] in DATASETS:
+            self.read_dataset(node, qualified.rsplit(".", 1)[-1], env)
         if qualified == f"{NN}.Sequential":
             args, _ = self.arguments(node, env)
             return flow.sequential(self, node, args)
@@ -230,6 +235,16 @@ class Invocation:
         if qualified.split(".")[0] not in ("torch", "") and isinstance(node.func, ast.Attribute):
             return Opaque(node, f"{ast.unparse(node.func)} is defined outside the pasted code; paste its definition")
         return Opaque(node, f"`{ast.unparse(node.func)}(...)` is only known when the code runs")
+
+    def read_dataset(self, node: ast.Call, name: str, env: dict[str, Any]) -> None:
+        """The image size of the book's data set (``resize=(96, 96)``): the model's input when nothing else says."""
+        channels, *size = DATASETS[name]
+        resize = next((k.value for k in node.keywords if k.arg == "resize"), None)
+        value = self.expr(resize, env) if resize is not None else tuple(size)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = (value, value)
+        if isinstance(value, tuple | list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+            self.dataset = ((1, channels, *value), node)
 
     def invoke(self, node: ast.AST, func: Function, args: list[Any], kwargs: dict[str, Any]) -> Any:
         """Run a function of the paste on abstract arguments; its return value."""
