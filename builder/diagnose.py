@@ -17,6 +17,7 @@ import torch
 
 from builder.catalog import catalog
 from builder.design import BlockSpec, LayerSpec, Merge, ResidualBlock, block_dim, block_merge
+from builder.tensor_ops import TOKEN_INPUTS
 
 Shape = tuple[int, ...]
 
@@ -277,7 +278,7 @@ def diagnose_build(index: int, spec: LayerSpec, error: Exception) -> LayerError:
 
 
 INTEGER_DTYPES = (torch.int64, torch.int32)
-TOKEN_LAYERS = ("Embedding", "EmbeddingBag")
+TOKEN_LAYERS = ("Embedding", "EmbeddingBag", *TOKEN_INPUTS)
 
 
 def precheck(index: int, spec: LayerSpec, shape: Shape, dtype: torch.dtype, params: tuple) -> LayerError | None:
