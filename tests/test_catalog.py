@@ -35,7 +35,7 @@ CONTAINERS = ("Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList
 def _torch_layer(layer_type: str, params: dict[str, Any]) -> nn.Module:
     """The layer built straight from torch.nn, encoders the way torch documents them."""
     kwargs = torch_params(catalog()[layer_type], params)
-    if not catalog()[layer_type].builtin:  # the builder's own (builder.tensor_ops); tests/test_tensor_ops.py checks them
+    if not catalog()[layer_type].builtin:  # builder.tensor_ops: tests/test_tensor_ops.py checks them against torch
         return catalog()[layer_type].factory(**kwargs)
     if layer_type in ("TransformerEncoder", "TransformerDecoder"):
         num_layers = kwargs.pop("num_layers")
