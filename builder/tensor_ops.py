@@ -102,7 +102,7 @@ class OneHot(nn.Module):
         return nn.functional.one_hot(x, self.num_classes).float()
 
 
-class Scale(nn.Module):
+class MulConstant(nn.Module):
     """Multiply by a constant, x * factor (such as attention's 1 / sqrt(d))."""
 
     def __init__(self, factor: float) -> None:
@@ -182,7 +182,7 @@ TENSOR_OPS: dict[str, type[nn.Module]] = {
         Slice,
         Mean,
         OneHot,
-        Scale,
+        MulConstant,
         AddParameter,
         MulParameter,
         PrependToken,
@@ -210,7 +210,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "Slice": {"dim": 1},
     "Mean": {"dims": [-1]},
     "OneHot": {"num_classes": 10},
-    "Scale": {"factor": 0.5},
+    "MulConstant": {"factor": 0.5},
 }
 # Layers that take integer token ids.
 TOKEN_INPUTS: frozenset[str] = frozenset({"OneHot"})
@@ -218,7 +218,7 @@ TOKEN_INPUTS: frozenset[str] = frozenset({"OneHot"})
 DOCS: dict[str, str] = {
     "Permute": "torch.permute", "Transpose": "torch.transpose", "Reshape": "torch.reshape",
     "Select": "torch.select", "Slice": "torch.narrow", "Mean": "torch.mean",
-    "OneHot": "torch.nn.functional.one_hot", "Scale": "torch.mul", "AddParameter": "torch.nn.parameter.Parameter",
+    "OneHot": "torch.nn.functional.one_hot", "MulConstant": "torch.mul", "AddParameter": "torch.nn.parameter.Parameter",
     "MulParameter": "torch.nn.parameter.Parameter", "PrependToken": "torch.cat",
 }  # fmt: skip
 # What an "auto" argument became, read off the materialized layer.

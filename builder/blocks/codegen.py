@@ -37,6 +37,8 @@ from builder.design import (
     block_merge,
     is_block,
 )
+from builder.tensor_code import Inline, inline_op, uses_functional
+from builder.tensor_ops import TENSOR_OPS
 
 if TYPE_CHECKING:
     from builder.design import Design
@@ -89,6 +91,8 @@ class Item:
     base: str  # for the attribute name: the layer's type, or the block's class
     block: bool
     comment: str
+    tensor_op: str = ""  # one of the builder's own layers: its class, unless the module style writes it inline
+    inline: Inline | None = None
 
 
 @dataclass
@@ -117,6 +121,8 @@ class CodeWriter:
     records: dict[str, LayerTrace] = field(default_factory=dict)
     classes: dict[str, BlockClass] = field(default_factory=dict)  # by plain body
     helpers: set[str] = field(default_factory=set)
+    tensor_ops: set[str] = field(default_factory=set)  # tensor op classes the file defines
+    functional: bool = False  # whether the code calls F (torch.nn.functional)
     class_by_path: dict[str, str] = field(default_factory=dict)  # each copy's class, rendered once
 
     def __post_init__(self) -> None:
@@ -137,7 +143,11 @@ class CodeWriter:
         from builder.export import layer_source, resolve_layer
 
         layer_type, params = resolve_layer(spec, self.records.get(path), self.materialize)
-        return Item(layer_source(layer_type, params), call_style(spec.type, spec.params), layer_type, False, comment)
+        style = call_style(spec.type, spec.params)
+        if layer_type not in TENSOR_OPS:
+            return Item(layer_source(layer_type, params), style, layer_type, False, comment)
+        inline = inline_op(layer_type, params)
+        return Item(layer_source(layer_type, params), style, layer_type, False, comment, layer_type, inline)
 
     def repeated(self, block: BlockSpec, path: str) -> str:
         """A block, or its copies in an ``nn.Sequential``: one expression per copy unless they all read the same."""
@@ -167,6 +177,8 @@ class CodeWriter:
     def stackable(self, item: Item) -> str:
         """The item as an ``nn.Sequential`` holds it: wrapped in Stackable when it takes several inputs or returns
         a tuple."""
+        if item.tensor_op:
+            self.tensor_ops.add(item.tensor_op)
         if item.style is CallStyle.SINGLE:
             return item.expr
         self.helpers.add("Stackable")
@@ -257,9 +269,21 @@ class CodeWriter:
         """Attributes holding the entries, and the forward lines calling them in turn."""
         items = [self.item(entry, path) for entry, path in located]
         names = attribute_names_for(items)
-        assigns = "".join(f"        self.{name} = {item.expr}\n" for name, item in zip(names, items, strict=True))
-        calls = "".join(_forward_line(name, item) for name, item in zip(names, items, strict=True))
-        return assigns, calls
+        parameters = parameter_names(items, names)
+        assigns, calls = [], []
+        for name, item in zip(names, items, strict=True):
+            if item.inline is None:
+                self.tensor_ops.update([item.tensor_op] if item.tensor_op else [])
+                assigns.append(f"        self.{name} = {item.expr}\n")
+                calls.append(_forward_line(name, item))
+                continue
+            self.functional = self.functional or uses_functional(item.tensor_op)
+            reference = ""
+            if item.inline.parameter is not None:
+                reference = f"self.{parameters.pop(0)}"
+                assigns.append(f"        {reference} = {item.inline.parameter[1]}\n")
+            calls.append(f"        x = {item.inline.code(reference)}{item.comment}\n")
+        return "".join(assigns), "".join(calls)
 
     def class_sources(self) -> list[str]:
         """The block classes, inner ones first (each is registered after the classes it uses)."""
@@ -303,6 +327,21 @@ def _forward_line(attribute: str, item: Item) -> str:
     n_inputs, first_output = CALLS[item.style]
     target = "x, _" if first_output else "x"
     return f"        {target} = self.{attribute}({', '.join(['x'] * n_inputs)}){item.comment}\n"
+
+
+def parameter_names(items: list[Item], taken: list[str]) -> list[str]:
+    """Attributes of the inline tensor ops' parameters, in order: ``pos_embedding``, ``cls_token``; numbered from 1
+    when a name repeats (``layer_scale1``, ``layer_scale2``), never a name ``taken`` or nn.Module needs."""
+    bases = [item.inline.parameter[0] for item in items if item.inline is not None and item.inline.parameter]
+    counts: dict[str, int] = {}
+    names: list[str] = []
+    for base in bases:
+        counts[base] = counts.get(base, 0) + 1
+        name = f"{base}{counts[base]}" if bases.count(base) > 1 else base
+        while name in MODULE_ATTRIBUTES or name in taken or name in names:
+            name = f"{name}_"
+        names.append(name)
+    return names
 
 
 def attribute_names_for(items: list[Item]) -> list[str]:
