@@ -249,7 +249,9 @@ SIZE_CHECKS = {
 def _known_problem(spec: LayerSpec, shape: Shape, error: Exception) -> tuple[str, tuple[Fix, ...]] | None:
     if spec.type.startswith(("Conv", "LazyConv")):
         return _conv(spec, shape, error)
-    check = SIZE_CHECKS.get(spec.type)
+    from builder.tensor_checks import TENSOR_CHECKS  # it imports Fix from this module
+
+    check = SIZE_CHECKS.get(spec.type) or TENSOR_CHECKS.get(spec.type)
     found = check(spec, shape) if check else None
     if found is None and "too small" in str(error):
         problem = (

@@ -75,8 +75,10 @@ class Slice(nn.Module):
         self.step = step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        index = [slice(None)] * (self.dim % x.dim()) + [slice(self.start, self.end, self.step)]
-        return x[tuple(index)]
+        part = slice(self.start, self.end, self.step)
+        if self.dim >= 0:
+            return x[(slice(None),) * self.dim + (part,)]
+        return x[(..., part) + (slice(None),) * (-self.dim - 1)]
 
 
 class Mean(nn.Module):
