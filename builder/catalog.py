@@ -360,7 +360,7 @@ def _tensor_op_entry(name: str, cls: type[nn.Module]) -> LayerEntry:
     return LayerEntry(
         name=name,
         category=Category.TENSOR_OPS,
-        summary=" ".join((inspect.getdoc(cls) or name).split()),
+        summary=" ".join((inspect.getdoc(cls) or name).split("\n\n")[0].split()),
         params=tuple(_tensor_op_spec(name, p) for p in _signature(name, cls) if p.name != "self"),
         doc_url=tensor_ops.doc_url(name),
         factory=cls,

@@ -78,7 +78,7 @@ def _mean(params: Mapping[str, Any]) -> str:
 
 def _mul_parameter(params: Mapping[str, Any]) -> Inline:
     init, sizes = params.get("init", 1.0), _sizes(params["shape"])
-    tensor = f"torch.ones{sizes}" if init == 1 else f"torch.full({sizes}, {_float(init)})"
+    tensor = f"torch.ones({_ints(params['shape'])})" if init == 1 else f"torch.full({sizes}, {_float(init)})"
     return Inline(f"x * {PARAMETER}", ("layer_scale", f"nn.Parameter({tensor})"))
 
 
@@ -92,7 +92,7 @@ INLINE: dict[str, Callable[[Mapping[str, Any]], Inline]] = {
     "OneHot": lambda p: Inline(f"F.one_hot(x, {_int(p['num_classes'])}).float()"),
     "MulConstant": lambda p: Inline(f"x * {_float(p['factor'])}"),
     "AddParameter": lambda p: Inline(
-        f"x + {PARAMETER}", ("pos_embedding", f"nn.Parameter(torch.zeros{_sizes(p['shape'])})")
+        f"x + {PARAMETER}", ("pos_embedding", f"nn.Parameter(torch.zeros({_ints(p['shape'])}))")
     ),
     "MulParameter": _mul_parameter,
     "PrependToken": lambda p: Inline(

@@ -19,7 +19,12 @@ from torch import nn
 
 
 class Permute(nn.Module):
-    """Reorder the dimensions, x.permute(*dims): dims lists every dimension of the input once."""
+    """Reorder the dimensions, x.permute(*dims): dims lists every dimension of the input once.
+
+    Shape:
+        - Input: (*) with one size per entry of dims
+        - Output: the same sizes, in the order dims gives
+    """
 
     def __init__(self, dims: list[int]) -> None:
         super().__init__()
@@ -30,7 +35,12 @@ class Permute(nn.Module):
 
 
 class Transpose(nn.Module):
-    """Swap two dimensions, x.transpose(dim0, dim1) (the book's swapaxes)."""
+    """Swap two dimensions, x.transpose(dim0, dim1) (the book's swapaxes).
+
+    Shape:
+        - Input: (*), any number of dimensions
+        - Output: the same sizes with dim0 and dim1 swapped
+    """
 
     def __init__(self, dim0: int, dim1: int) -> None:
         super().__init__()
@@ -42,7 +52,12 @@ class Transpose(nn.Module):
 
 
 class Reshape(nn.Module):
-    """Give the tensor a new shape, batch included, x.reshape(*shape): one size may be -1, inferred from the rest."""
+    """Give the tensor a new shape, batch included, x.reshape(*shape): one size may be -1, inferred from the rest.
+
+    Shape:
+        - Input: (*), as many elements as shape holds
+        - Output: shape, its -1 replaced by the size that fits
+    """
 
     def __init__(self, shape: list[int]) -> None:
         super().__init__()
@@ -53,7 +68,12 @@ class Reshape(nn.Module):
 
 
 class Select(nn.Module):
-    """Pick one index along a dimension and drop that dimension, x.select(dim, index): x[:, 0] is Select(1, 0)."""
+    """Pick one index along a dimension and drop that dimension, x.select(dim, index): x[:, 0] is Select(1, 0).
+
+    Shape:
+        - Input: (*), at least dim + 1 dimensions
+        - Output: the input's sizes without dim
+    """
 
     def __init__(self, dim: int, index: int) -> None:
         super().__init__()
@@ -65,7 +85,12 @@ class Select(nn.Module):
 
 
 class Slice(nn.Module):
-    """Keep a range of indices along a dimension, x[:, start:end:step] for dim 1 (None: from the start, to the end)."""
+    """Keep a range of indices along a dimension, x[:, start:end:step] for dim 1 (None: from the start, to the end).
+
+    Shape:
+        - Input: (*), at least dim + 1 dimensions
+        - Output: the input's sizes, dim cut to the indices kept
+    """
 
     def __init__(self, dim: int, start: int | None = None, end: int | None = None, step: int = 1) -> None:
         super().__init__()
@@ -82,7 +107,12 @@ class Slice(nn.Module):
 
 
 class Mean(nn.Module):
-    """Average over dimensions, x.mean(dims, keepdim): Mean([2, 3]) is global average pooling of (N, C, H, W)."""
+    """Average over dimensions, x.mean(dims, keepdim): Mean([2, 3]) is global average pooling of (N, C, H, W).
+
+    Shape:
+        - Input: (*)
+        - Output: the input's sizes without dims (kept as 1 with keepdim)
+    """
 
     def __init__(self, dims: list[int], keepdim: bool = False) -> None:
         super().__init__()
@@ -94,7 +124,12 @@ class Mean(nn.Module):
 
 
 class OneHot(nn.Module):
-    """Turn integer token ids into one-hot float vectors, F.one_hot(x, num_classes).float(): (*) -> (*, num_classes)."""
+    """Turn integer token ids into one-hot float vectors, F.one_hot(x, num_classes).float(): (*) -> (*, num_classes).
+
+    Shape:
+        - Input: (*), integer token ids below num_classes
+        - Output: (*, num_classes), float32
+    """
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -105,7 +140,12 @@ class OneHot(nn.Module):
 
 
 class MulConstant(nn.Module):
-    """Multiply by a constant, x * factor (such as attention's 1 / sqrt(d))."""
+    """Multiply by a constant, x * factor (such as attention's 1 / sqrt(d)).
+
+    Shape:
+        - Input: (*)
+        - Output: (*), same shape as the input
+    """
 
     def __init__(self, factor: float) -> None:
         super().__init__()
@@ -117,7 +157,12 @@ class MulConstant(nn.Module):
 
 class AddParameter(nn.modules.lazy.LazyModuleMixin, nn.Module):
     """Add a learned tensor, broadcast over the batch (a position embedding), x + parameter; shape "auto" is the
-    input's shape with a batch of 1."""
+    input's shape with a batch of 1.
+
+    Shape:
+        - Input: (N, *)
+        - Output: (N, *), same shape as the input
+    """
 
     def __init__(self, shape: list[int] | str = "auto") -> None:
         super().__init__()
@@ -136,7 +181,12 @@ class AddParameter(nn.modules.lazy.LazyModuleMixin, nn.Module):
 
 class MulParameter(nn.modules.lazy.LazyModuleMixin, nn.Module):
     """Multiply by a learned tensor, broadcast (a layer scale), x * parameter, starting at init; shape "auto" is
-    the input's last dimension (one factor per feature, channels last)."""
+    the input's last dimension (one factor per feature, channels last).
+
+    Shape:
+        - Input: (*)
+        - Output: (*), same shape as the input
+    """
 
     def __init__(self, shape: list[int] | str = "auto", init: float = 1.0) -> None:
         super().__init__()
@@ -156,7 +206,12 @@ class MulParameter(nn.modules.lazy.LazyModuleMixin, nn.Module):
 
 class PrependToken(nn.modules.lazy.LazyModuleMixin, nn.Module):
     """Put a learned token in front of a sequence (a class token): (N, L, dim) -> (N, L + 1, dim); dim "auto" is
-    the input's last dimension."""
+    the input's last dimension.
+
+    Shape:
+        - Input: (N, L, dim)
+        - Output: (N, L + 1, dim)
+    """
 
     def __init__(self, dim: int | str = "auto") -> None:
         super().__init__()
