@@ -23,12 +23,13 @@ from torch import nn
 from builder.catalog import catalog
 from builder.cli_import import register_import_command
 from builder.custom import define_trusted
-from builder.design import Design, DesignError, DType, dump_design, has_blocks, load_design
+from builder.design import Design, DesignError, DType, dump_design, has_blocks, load_design, walk
 from builder.examples import list_examples
 from builder.export import ExportStyle, export_code
 from builder.importer import ImportFailed, ImportNote, ImportResult, Severity, import_code
 from builder.inference import Trace, infer_shapes
 from builder.samples import sample_design
+from builder.tensor_ops import TENSOR_OPS
 
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")
 
@@ -842,8 +843,19 @@ def test_kitchen_sink_notes_match_the_golden_file() -> None:
 # Examples with blocks are left out: reading blocks back from code is the importer's next issue (issue 9); today
 # it reads their exported code as custom layers or as a fragment, which that issue is about.
 EXAMPLES = {name: design for name, design in list_examples().items() if not has_blocks(design)}
+# The importer does not map the builder's tensor ops back yet (issue 13's importer half): strict, so each case must
+# be freed here once it is mapped.
+NOT_IMPORTED = pytest.mark.xfail(strict=True, reason="tensor ops are not mapped back by the importer yet")
+
+
+def _marks(design: Design) -> list[pytest.MarkDecorator]:
+    return [NOT_IMPORTED] if any(located.entry.type in TENSOR_OPS for located in walk(design.layers)) else []
+
+
 EXAMPLE_CASES = [
-    pytest.param(name, style, materialize, id=f"{name}-{style}{'-materialized' * materialize}")
+    pytest.param(
+        name, style, materialize, id=f"{name}-{style}{'-materialized' * materialize}", marks=_marks(EXAMPLES[name])
+    )
     for name in EXAMPLES
     for style in ExportStyle
     for materialize in (False, True)
@@ -873,7 +885,13 @@ def test_every_example_round_trips_through_every_export_style(name: str, style: 
 
 
 CATALOG_CASES = [
-    pytest.param(name, style, materialize, id=f"{name}-{style}{'-materialized' * materialize}")
+    pytest.param(
+        name,
+        style,
+        materialize,
+        id=f"{name}-{style}{'-materialized' * materialize}",
+        marks=[NOT_IMPORTED] if name in TENSOR_OPS else [],
+    )
     for name, entry in catalog().items()
     for style in ExportStyle
     for materialize in ((False, True) if entry.lazy else (False,))
