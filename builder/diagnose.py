@@ -249,8 +249,6 @@ SIZE_CHECKS = {
 def _known_problem(spec: LayerSpec, shape: Shape, error: Exception) -> tuple[str, tuple[Fix, ...]] | None:
     if spec.type.startswith(("Conv", "LazyConv")):
         return _conv(spec, shape, error)
-    from builder.tensor_checks import TENSOR_CHECKS  # it imports Fix from this module
-
     check = SIZE_CHECKS.get(spec.type) or TENSOR_CHECKS.get(spec.type)
     found = check(spec, shape) if check else None
     if found is None and "too small" in str(error):
@@ -474,3 +472,8 @@ def diagnose_merge(
         shapes = ", ".join(f"{i.title} {_fmt(i.shape)}" for i in inputs)
         problem = f"cannot merge by {merge} the outputs {shapes}: {torch_message}"
     return LayerError(index, block.id, block.type, params, problem, fixes, torch_message, "merge", path=path)
+
+
+# Last, because the tensor ops' checks build the Fix defined above; imported at load time, never while a job runs
+# (the sandbox refuses imports then).
+from builder.tensor_checks import TENSOR_CHECKS  # noqa: E402

@@ -211,3 +211,15 @@ def test_a_design_mixing_a_custom_layer_and_tensor_ops_traces_in_the_sandbox() -
     assert [t.output_shape for t in trace.layers] == [(2, 5, 8), (2, 5, 8), (2, 6, 8), (2, 6, 8), (2, 8)]
     assert [dict(t.inferred) for t in trace.layers[2:4]] == [{"dim": 8}, {"shape": [1, 6, 8]}]
     assert trace.total_params == 8 + 48
+
+
+def test_a_failing_tensor_op_is_explained_in_the_sandbox_too() -> None:
+    layers = (LayerSpec(type="CenteredLayer"), LayerSpec(type="Select", params={"dim": 1, "index": 5}))
+    design = Design(
+        name="mixed",
+        input=InputSpec(shape=(2, 3, 4)),
+        layers=layers,
+        custom_layers=(CustomLayerSpec(name="CenteredLayer", source=CENTERED),),
+    )
+    error = analyze(design).error
+    assert error is not None and "Select index 5 out of range for dim 1 of size 3" in error.message
