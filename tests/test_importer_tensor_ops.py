@@ -183,3 +183,19 @@ def test_a_pasted_class_named_like_a_tensor_op_but_different_stays_a_custom_laye
     result = import_code(code)
     assert [layer.type for layer in result.design.layers] == ["Linear"]
     assert any("Permute" in note.message for note in result.notes)
+
+
+def test_a_learned_tensor_used_twice_is_tied_not_doubled() -> None:
+    init = "        self.gamma = nn.Parameter(torch.ones(4))\n"
+    code = _forward("self.fc(x * self.gamma) * self.gamma", init)
+    result = import_code(code)
+    layers = result.design.layers
+    assert [entry.type for entry in layers] == ["Linear", "MulParameter", "Shared", "Shared"]  # self.fc twice too
+    assert (layers[2].of, layers[3].of) == (layers[0].id, layers[1].id)
+    assert infer_shapes(result.design).total_params == (16 + 4) + 4
+
+
+def test_a_learned_tensor_used_by_two_operations_is_refused() -> None:
+    init = "        self.p = nn.Parameter(torch.zeros(4))\n"
+    result = import_code(_forward("self.fc(x + self.p) * self.p", init))
+    assert any("used by AddParameter and then by MulParameter" in note.message for note in result.notes)

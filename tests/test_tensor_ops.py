@@ -4,7 +4,9 @@ layers in the sandbox."""
 
 from __future__ import annotations
 
+import runpy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,16 @@ import torch
 from torch import nn
 
 from builder.catalog import catalog
-from builder.design import CustomLayerSpec, Design, DesignError, DType, InputSpec, LayerSpec, validate_design
+from builder.design import (
+    CustomLayerSpec,
+    Design,
+    DesignError,
+    DType,
+    InputSpec,
+    LayerSpec,
+    design_from_dict,
+    validate_design,
+)
 from builder.export import ExportStyle, export_code
 from builder.inference import infer_shapes, inspect_design, torch_params
 from builder.run import analyze
@@ -223,3 +234,21 @@ def test_a_failing_tensor_op_is_explained_in_the_sandbox_too() -> None:
     )
     error = analyze(design).error
     assert error is not None and "Select index 5 out of range for dim 1 of size 3" in error.message
+
+
+@pytest.mark.parametrize("style", list(ExportStyle))
+def test_a_shared_learned_tensor_is_one_parameter_in_the_export(style: ExportStyle, tmp_path: Path) -> None:
+    design = design_from_dict({
+        "version": 2, "name": "tied scale", "input": {"shape": [2, 5, 8]},
+        "layers": [{"type": "MulParameter", "id": "scale", "params": {"shape": [8], "init": 0.5}},
+                   {"type": "Linear", "params": {"in_features": 8, "out_features": 8}},
+                   {"type": "Shared", "of": "scale"}],
+    })  # fmt: skip
+    trace = infer_shapes(design)
+    assert trace.ok and trace.total_params == 8 + 72
+    path = tmp_path / "model.py"
+    path.write_text(export_code(design, trace, style))
+    model = runpy.run_path(str(path), run_name="exported")["build_model"]().eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 5, 8))
+    assert tuple(out.shape) == (2, 5, 8) and sum(p.numel() for p in model.parameters()) == 80

@@ -11,7 +11,7 @@ from torch import nn
 
 from builder.adapters import CALLS
 from builder.catalog import EXCLUDED, HIDDEN, LayerEntry, call_style, catalog
-from builder.design import LayerSpec, check_value
+from builder.design import LayerSpec, check_value, is_shared
 from builder.importer.context import ImporterBase
 from builder.importer.functionals import ACTIVATIONS
 from builder.importer.literals import Scope, _json_ready, literal
@@ -37,7 +37,8 @@ class CallReading(ImporterBase):
         """The layers an expression builds: a layer call, an nn.Sequential, a name bound to either."""
         if isinstance(node, ast.Name | ast.Attribute) and (bound := scope.module(_dotted(node) or "")):
             expr, where = bound
-            return self.layers_from_expr(expr, where)
+            key = f"{_dotted(node)}@{expr.lineno}:{expr.col_offset}"  # one object: one binding's expression
+            return self.tied_use(key, self.layers_from_expr(expr, where), node, _dotted(node) or "")
         if not isinstance(node, ast.Call):
             named = (self.resolve(node) or "").rsplit(".", 1)[-1]
             example = f"{ast.unparse(node)}(...)" if named in catalog() else "nn.Linear(20, 10)"
@@ -132,7 +133,7 @@ class CallReading(ImporterBase):
             return []
         layers = self.layers_from_expr(node.args[0], scope)
         given = self._stackable_call(node, scope)
-        if len(layers) == 1 and given is not None:
+        if len(layers) == 1 and given is not None and not is_shared(layers[0]):
             layer = layers[0]
             expected = CALLS[call_style(layer.type, layer.params)]
             if given != expected:

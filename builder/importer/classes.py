@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from builder.adapters import CALLS
 from builder.catalog import call_style
-from builder.design import LayerSpec
+from builder.design import LayerSpec, is_shared
 from builder.importer.calls import CONTAINERS
 from builder.importer.context import ImporterBase
 from builder.importer.forward import SKIPPED, _ForwardReader, _Step
@@ -159,17 +159,18 @@ class ClassReading(ImporterBase):
 
     def layers_from_steps(self, steps: list[_Step], info: _ClassInfo) -> list[LayerSpec]:
         layers: list[LayerSpec] = []
-        calls: dict[str, int] = {}
         for step in steps:
-            if step.layer is not None:
-                layers.append(step.layer)
+            if step.layer is not None:  # a tensor op holding a learned tensor used again is tied to its first use
+                name = f"self.{step.tensor}"
+                layers += self.tied_use(name, [step.layer], step.node, name) if step.tensor else [step.layer]
                 continue
             assert step.attr is not None
             expr, scope = info.submodules[step.attr]
-            made = self.layers_from_expr(expr, scope)
-            calls[step.attr] = calls.get(step.attr, 0) + 1
-            if calls[step.attr] == 2:
-                self.info(step.node, f"self.{step.attr} is called again: the design holds a separate layer per call")
+            name = f"self.{step.attr}"
+            made = self.tied_use(name, self.layers_from_expr(expr, scope), step.node, name)
+            if made and is_shared(made[0]):
+                layers += made
+                continue
             if made:
                 self.check_call(step, made)
             if len(made) > 1 and self._is_sequential(expr, scope):

@@ -46,6 +46,7 @@ def import_code(source: str, name: str = "imported", input_shape: tuple[int, ...
         raise ImportFailed("the code nests expressions too deeply to be read") from None
     if not layers:
         raise ImportFailed(_nothing_message(importer))
+    layers = importer.resolve_ties(layers)
     stated = read_input(importer, top, chosen)
     if input_shape is not None:
         stated = (_given_shape(input_shape), stated[1])

@@ -44,6 +44,7 @@ class _Step:
     layer: LayerSpec | None = None  # a function or an inline layer translated to a layer
     n_inputs: int = 1
     first_output: bool = False
+    tensor: str | None = None  # the learned tensor (self.<tensor> = nn.Parameter(...)) the layer holds
 
 
 class _ForwardReader:
@@ -55,6 +56,7 @@ class _ForwardReader:
         self.live = input_name
         self.aux: set[str] = set()  # names holding sizes read off the tensor (batch = x.size(0))
         self.tokens: dict[str, str] = {}  # names holding a learned token expanded over the batch -> its attribute
+        self.tensor_uses: dict[str, str] = {}  # learned tensors used so far -> the tensor op using them
         self.steps: list[_Step] = []
 
     def read(self, stmt: ast.stmt) -> bool:
@@ -146,12 +148,23 @@ class _ForwardReader:
             if layer is None and factor is not None:
                 layer = LayerSpec(type="MulConstant", params={"factor": factor})
             if layer is not None:
-                return [*self.chain(tensor, False), _Step(node, layer=layer)]
+                held = name.removeprefix("self.") if learned is not None else None
+                return [*self.chain(tensor, False), _Step(node, layer=layer, tensor=self.holding(node, held, layer))]
         raise Unsupported(
             node,
             "arithmetic on the tensor has no layer; a residual x + f(x) needs a custom layer (x + self.<parameter>, "
             "x * self.<parameter> and x * <number> are read as tensor ops)",
         )
+
+    def holding(self, node: ast.AST, tensor: str | None, layer: LayerSpec) -> str | None:
+        """The learned tensor a layer holds; one used again must be used by the same operation (it is then tied)."""
+        if tensor is None:
+            return None
+        first = self.tensor_uses.setdefault(tensor, layer.type)
+        if first != layer.type:
+            why = f"self.{tensor} is used by {first} and then by {layer.type}; a tied tensor stays with one operation"
+            raise Unsupported(node, why)
+        return tensor
 
     def call_or_skip(self, node: ast.Call, first_output: bool) -> list[_Step]:
         """A call that is no layer, with the tensor as its input, is skipped alone: the calls inside it still count."""
@@ -188,9 +201,10 @@ class _ForwardReader:
         if isinstance(func, ast.Attribute) and func.attr in TENSOR_OP_METHODS and self._on_tensor(func.value):
             return [*self.chain(func.value, False), _Step(node, layer=method_layer(node, func.attr, self.info.scope))]
         if self.importer.resolve(func) == "torch.cat":
-            layer = token_of(node, self.live, self.tokens, self.aux, self.info.parameters)
-            if layer is not None:
-                return [_Step(node, layer=layer)]
+            found = token_of(node, self.live, self.tokens, self.aux, self.info.parameters)
+            if found is not None:
+                layer, held = found
+                return [_Step(node, layer=layer, tensor=self.holding(node, held, layer))]
         if isinstance(func, ast.Attribute) and func.attr in TENSOR_METHODS and self._on_tensor(func.value):
             return self.method_call(node, func.attr, first_output)
         qualified = self.importer.resolve(func) or ""

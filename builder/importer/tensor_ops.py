@@ -265,9 +265,10 @@ def expanded_token(node: ast.expr, live: str, sizes: set[str], tensors: dict[str
 
 def token_of(
     node: ast.Call, live: str, tokens: dict[str, str], sizes: set[str], tensors: dict[str, LearnedTensor]
-) -> LayerSpec | None:
+) -> tuple[LayerSpec, str] | None:
     """``torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)``, or ``torch.cat([batch_class_token,
-    x], dim=1)`` with ``batch_class_token`` such an expansion (``tokens``: name -> attribute): PrependToken(dim)."""
+    x], dim=1)`` with ``batch_class_token`` such an expansion (``tokens``: name -> attribute): PrependToken(dim), and
+    the attribute of its token."""
     dim = next((k.value for k in node.keywords if k.arg == "dim"), node.args[1] if len(node.args) > 1 else None)
     parts = node.args[0] if node.args else None
     if not (isinstance(parts, ast.Tuple | ast.List) and len(parts.elts) == 2 and dim is not None):
@@ -278,4 +279,4 @@ def token_of(
     attr = tokens.get(token.id) if isinstance(token, ast.Name) else expanded_token(token, live, sizes, tensors)
     if attr is None:
         return None
-    return LayerSpec(type="PrependToken", params={"dim": tensors[attr].shape[2]})
+    return LayerSpec(type="PrependToken", params={"dim": tensors[attr].shape[2]}), attr
