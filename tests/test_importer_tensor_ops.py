@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from builder.design import design_from_dict
+from builder.export import ExportStyle, export_code
 from builder.importer import import_code
 from builder.inference import infer_shapes
 
@@ -199,3 +201,19 @@ def test_a_learned_tensor_used_by_two_operations_is_refused() -> None:
     init = "        self.p = nn.Parameter(torch.zeros(4))\n"
     result = import_code(_forward("self.fc(x + self.p) * self.p", init))
     assert any("used by AddParameter and then by MulParameter" in note.message for note in result.notes)
+
+
+@pytest.mark.parametrize("style", list(ExportStyle))
+def test_a_tied_tensor_op_round_trips(style: ExportStyle) -> None:
+    design = design_from_dict({
+        "version": 2, "name": "tied scale", "input": {"shape": [2, 5, 8]},
+        "layers": [{"type": "MulParameter", "id": "scale", "params": {"shape": [8], "init": 0.5}},
+                   {"type": "Linear", "params": {"in_features": 8, "out_features": 8}},
+                   {"type": "Shared", "of": "scale"}],
+    })  # fmt: skip
+    result = import_code(export_code(design, infer_shapes(design), style))
+    assert not result.problems
+    assert [(e.type, getattr(e, "of", None)) for e in result.design.layers] == [
+        ("MulParameter", None), ("Linear", None), ("Shared", "layer-1")
+    ]  # fmt: skip
+    assert result.design.layers[0].params == {"shape": [8], "init": 0.5}
