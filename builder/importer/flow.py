@@ -23,7 +23,9 @@ from builder.importer.classes import _ClassInfo, _is_counter_name
 from builder.importer.forward import _ForwardReader
 from builder.importer.functionals import FUNCTIONALS, TORCH_FUNCTIONS, _functional_for
 from builder.importer.literals import Scope
+from builder.importer.notes import Unsupported
 from builder.importer.syntax import FUNCTIONAL, NN
+from builder.importer.tensor_ops import TENSOR_OP_METHODS, method_layer, reshape_layer
 from builder.importer.values import (
     MODULE_VALUES,
     Function,
@@ -334,6 +336,12 @@ def tensor_method(ev: Evaluator, node: ast.Call, owner: Any, method: str, env: d
         return Size(node)
     if method in ("view", "reshape"):
         return owner.then([_flatten_view(ev, node, env)])
+    if method in TENSOR_OP_METHODS:
+        call = literal_call(ev, node, env)
+        try:
+            return owner.then([method_layer(call, method, Scope())])
+        except Unsupported as error:
+            raise Refused(node, error.why) from None
     if method in TORCH_FUNCTIONS:
         assert isinstance(node.func, ast.Attribute)
         call = ast.copy_location(
@@ -357,7 +365,10 @@ def _flatten_view(ev: Evaluator, node: ast.Call, env: dict[str, Any]) -> LayerSp
             node, "read as nn.Flatten(): -1 first assumes the batch dimension is kept and the rest flattened"
         )
         return LayerSpec(type="Flatten")
-    raise Refused(node, "a view/reshape other than (batch, -1) has no layer in the catalog")
+    reshape = reshape_layer(literal_call(ev, node, env), Scope())
+    if reshape is None:
+        raise Refused(node, "a view/reshape with sizes only known at run time has no layer in the catalog")
+    return reshape
 
 
 def why_not_layer(qualified: str, node: ast.Call) -> str:

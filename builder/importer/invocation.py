@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from builder.importer import flow
 from builder.importer.syntax import NN
+from builder.importer.tensor_ops import exported_tensor_op
 from builder.importer.values import (
     MODULE_VALUES,
     Budget,
@@ -298,6 +299,8 @@ class Invocation:
 
     def instantiate(self, node: ast.Call, name: str, env: dict[str, Any]) -> Any:
         """A pasted class built: its __init__ (or a pasted base's) evaluated on a fresh instance."""
+        if exported_tensor_op(self.importer.classes.get(name)) is not None:  # the builder's own Permute, Reshape
+            return flow.build_layer(self, node, name, env)
         args, kwargs = self.arguments(node, env)
         if name == STACKABLE and args and isinstance(args[0], MODULE_VALUES):
             return args[0]  # the exporter's adapter: the layer, called by the catalog's convention
