@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 
-from builder.design import Design, DesignError, InputSpec, LayerSpec, is_block, validate_design
+from builder.design import Design, DesignError, DType, Entry, InputSpec, LayerSpec, is_block, validate_design
 from builder.importer.choice import Evaluated, candidate_definitions, evaluate_model
 from builder.importer.inputs import choose_input, read_input
-from builder.importer.models import choose_model, read_toplevel
+from builder.importer.models import _TopLevel, choose_model, read_toplevel
 from builder.importer.notes import ImportFailed, ImportNote, ImportResult, Severity
 from builder.importer.reader import Importer
 
@@ -48,46 +49,60 @@ def import_code(
     """
     importer = Importer(source, parse_source(source))
     top = read_toplevel(importer)
+    read = _read_model(importer, top, model)
+    layers = importer.resolve_ties(read.layers)
+    stated = _stated_input(importer, top, read)
+    if input_shape is not None:
+        stated = (_given_shape(input_shape), stated[1])
+    spec = choose_input(importer, layers, stated, read.where)
+    design = Design(name=name, input=spec, layers=tuple(layers), custom_layers=tuple(importer.custom.values()))
+    notes = sorted(importer.notes, key=lambda n: n.line)
+    return ImportResult(validate_design(design), tuple(notes))
+
+
+@dataclass
+class _Model:
+    """The model read: where it is built, its entries, and the input shapes evaluation found."""
+
+    where: ast.AST
+    layers: list[Entry]
+    shape: tuple[int, ...] | None = None  # layer_summary's
+    data_shape: tuple[int, ...] | None = None  # the data set's
+
+
+def _read_model(importer: Importer, top: _TopLevel, model: str | None) -> _Model:
+    """The chain reader's model, or abstract evaluation's where the chain reader cannot follow the code."""
     before = (list(importer.notes), dict(importer.custom))
     try:
         chosen, layers = choose_model(importer, top) if model is None else (importer.tree, [])
     except RecursionError:
         raise ImportFailed("the code nests expressions too deeply to be read") from None
-    shape = data_shape = None
     suffices = model is None and _chain_suffices(importer, chosen, layers, len(before[0]))
     carried = len(importer.custom) > len(before[1])  # classes carried whole may read as blocks
-    if not suffices or carried:
-        chain = (importer.notes, importer.custom)
-        importer.notes, importer.custom = list(before[0]), dict(before[1])
-        evaluated = evaluate_model(importer, model)
-        if _evaluation_wins(importer, evaluated, chain[0], (chosen, layers), suffices):
-            chosen, layers, shape, data_shape = (
-                evaluated.where,
-                evaluated.entries,
-                evaluated.shape,
-                evaluated.data_shape,
-            )
-        elif layers and not _is_fragment(importer, chosen) and not evaluated.candidates:
-            importer.notes, importer.custom = chain  # the chain reader's result and notes stand
-        else:
-            refusals = [n for n in importer.notes if n.severity is Severity.WARNING and n not in chain[0]]
-            importer.notes = [*chain[0], *refusals]
-            raise ImportFailed(_nothing_message(importer), evaluated.candidates)
-    if not layers:
-        raise ImportFailed(_nothing_message(importer))
-    layers = importer.resolve_ties(layers)
-    stated = read_input(importer, top, chosen)
-    if shape is not None and "INPUT_SHAPE" not in top.constants:
-        stated = (shape, stated[1])
-    elif stated[0] is None and data_shape is not None:
-        importer.info(chosen, f"input shape {data_shape} taken from the data set the code trains on")
-        stated = (data_shape, stated[1])
-    if input_shape is not None:
-        stated = (_given_shape(input_shape), stated[1])
-    spec = choose_input(importer, layers, stated, chosen)
-    design = Design(name=name, input=spec, layers=tuple(layers), custom_layers=tuple(importer.custom.values()))
-    notes = sorted(importer.notes, key=lambda n: n.line)
-    return ImportResult(validate_design(design), tuple(notes))
+    if suffices and not carried:
+        return _Model(chosen, list(layers))
+    chain = (importer.notes, importer.custom)
+    importer.notes, importer.custom = list(before[0]), dict(before[1])
+    evaluated = evaluate_model(importer, model)
+    if _evaluation_wins(importer, evaluated, chain[0], (chosen, layers), suffices):
+        return _Model(evaluated.where, evaluated.entries, evaluated.shape, evaluated.data_shape)
+    if layers and not _is_fragment(importer, chosen) and not evaluated.candidates:
+        importer.notes, importer.custom = chain  # the chain reader's result and notes stand
+        return _Model(chosen, list(layers))
+    refusals = [n for n in importer.notes if n.severity is Severity.WARNING and n not in chain[0]]
+    importer.notes = [*chain[0], *refusals]
+    raise ImportFailed(_nothing_message(importer), evaluated.candidates)
+
+
+def _stated_input(importer: Importer, top: _TopLevel, read: _Model) -> tuple[tuple[int, ...] | None, DType | None]:
+    """INPUT_SHAPE, else layer_summary's shape, else the tensor fed to the model, else the data set's images."""
+    stated = read_input(importer, top, read.where)
+    if read.shape is not None and "INPUT_SHAPE" not in top.constants:
+        return read.shape, stated[1]
+    if stated[0] is None and read.data_shape is not None:
+        importer.info(read.where, f"input shape {read.data_shape} taken from the data set the code trains on")
+        return read.data_shape, stated[1]
+    return stated
 
 
 def _chain_suffices(importer: Importer, chosen: ast.AST, layers: list[LayerSpec], known: int) -> bool:
