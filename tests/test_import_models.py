@@ -22,7 +22,7 @@ from torch import nn
 
 from builder.cli_import import register_import_command
 from builder.custom import define_trusted
-from builder.design import Design, ParallelBlock, ResidualBlock, walk
+from builder.design import Design, ParallelBlock, ResidualBlock, is_block, walk
 from builder.export import ExportStyle, export_code
 from builder.importer import ImportFailed, import_code
 from builder.inference import infer_shapes
@@ -98,8 +98,22 @@ def _imported(code: str, shape: tuple[int, ...] | None) -> tuple[Design, Any]:
 
 
 def _blocks(design: Design) -> tuple[int, int]:
-    entries = [located.entry for located in walk(design.layers)]
-    return sum(isinstance(e, ResidualBlock) for e in entries), sum(isinstance(e, ParallelBlock) for e in entries)
+    """(Residual count, Parallel count), a repeated block counted once per copy."""
+    return _count(design.layers, 1)
+
+
+def _count(entries: tuple[Any, ...], copies: int) -> tuple[int, int]:
+    residual = parallel = 0
+    for entry in entries:
+        if not is_block(entry):
+            continue
+        times = copies * entry.repeat
+        residual += times * isinstance(entry, ResidualBlock)
+        parallel += times * isinstance(entry, ParallelBlock)
+        for stack in entry.stacks():
+            inner = _count(stack.entries, times)
+            residual, parallel = residual + inner[0], parallel + inner[1]
+    return residual, parallel
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -132,6 +146,13 @@ def test_the_conditional_shortcut_follows_the_literal_argument() -> None:
     shortcuts = [[layer.type for layer in block.shortcut] for block in residuals]
     assert shortcuts == [[], [], ["LazyConv2d"], [], ["LazyConv2d"], [], ["LazyConv2d"], []]
     assert all(block.merge == "add" for block in residuals)
+
+
+def test_identical_consecutive_blocks_come_in_as_one_repeated_block() -> None:
+    """The current DenseNet's dense blocks: four identical concat Residuals each, read as one block x4."""
+    design, _ = _imported((FIXTURES / "d2l_densenet.py").read_text(), None)
+    repeats = [e.repeat for e in design.layers if isinstance(e, ResidualBlock)]
+    assert repeats == [4, 4, 4, 4]
 
 
 def test_densenet_concatenates_input_and_output_along_the_channels() -> None:

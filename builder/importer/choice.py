@@ -125,7 +125,7 @@ def _read(ev: Evaluator, where: ast.AST, build: Any) -> Evaluated:
         value = build()
         if isinstance(value, Opaque):
             raise Refused(value.node, value.why)
-        entries = flow.module_entries(ev, value, where)
+        entries = flow.repeated(flow.module_entries(ev, value, where))
     except Refused as refused:
         owner = _owner(importer, refused.node)
         importer.note(refused.node, f"{refused.why}; {owner} {REFUSED}")

@@ -18,7 +18,7 @@ from torch import nn
 
 from builder.adapters import CALLS
 from builder.catalog import call_style, catalog
-from builder.design import DEFAULT_DIM, Entry, LayerSpec, Merge, ParallelBlock, ResidualBlock
+from builder.design import DEFAULT_DIM, Entry, LayerSpec, Merge, ParallelBlock, ResidualBlock, is_block
 from builder.importer.classes import _ClassInfo, _is_counter_name
 from builder.importer.forward import _ForwardReader
 from builder.importer.functionals import FUNCTIONALS, TORCH_FUNCTIONS, _functional_for
@@ -172,6 +172,26 @@ def _has_parameters(spec: LayerSpec) -> bool:
         return _parameters_of(spec.type, json.dumps(spec.params, sort_keys=True))
     except (TypeError, ValueError, RuntimeError):
         return True
+
+
+def repeated(entries: list[Entry]) -> list[Entry]:
+    """Consecutive identical blocks as one block with ``repeat``: each copy keeps its own parameters, as in the
+    code that built them one by one (DenseNet's convolution blocks, ResNet's identity blocks)."""
+    compact: list[Entry] = []
+    for entry in entries:
+        if is_block(entry):
+            entry = entry.with_stacks([tuple(repeated(list(stack.entries))) for stack in entry.stacks()])
+        previous = compact[-1] if compact else None
+        if previous is not None and is_block(entry) and _same_block(previous, entry):
+            compact[-1] = previous.model_copy(update={"repeat": previous.repeat + entry.repeat})
+        else:
+            compact.append(entry)
+    return compact
+
+
+def _same_block(first: Entry, second: Entry) -> bool:
+    fields = {"repeat", "id"}
+    return is_block(first) and first.model_dump(exclude=fields) == second.model_dump(exclude=fields)
 
 
 def instance_entries(ev: Evaluator, instance: Instance) -> list[Entry]:
