@@ -135,8 +135,8 @@ def run_small(
     if _META_ONLY.get() or not is_small(module, params, x) or (counted and _formula(module) is None):
         return None
     try:
-        real, real_x = build(), real_like(x)
-        with torch.no_grad():
+        with torch.random.fork_rng(devices=[]), torch.no_grad():  # initial weights: leave the global generator alone
+            real, real_x = build(), real_like(x)
             out = call_layer(real, style, real_x)
         formula = _formula(real)  # a lazy layer has its concrete class only now
         flops = formula(real, real_x, out) if counted and formula else 0

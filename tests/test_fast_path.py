@@ -119,3 +119,10 @@ def test_the_cpu_path_returns_meta_tensors() -> None:
         meta, x, CallStyle.SINGLE, True, lambda: torch.nn.Linear(3, 2), lambda t: torch.randn(t.shape), {}
     )
     assert run is not None and run.out.is_meta and run.flops == 2 * 4 * 3 * 2
+
+
+def test_the_cpu_path_leaves_the_global_generator_alone() -> None:
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    assert infer_shapes(load_example("lenet")).ok
+    assert torch.equal(torch.random.get_rng_state(), before)
