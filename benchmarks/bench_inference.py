@@ -75,19 +75,25 @@ def torchinfo_path(code_file: Path) -> None:
         torchinfo.summary(model, input_size=namespace["INPUT_SHAPE"], device="cpu", verbose=0)
 
 
-def _timed_process(argv: list[str]) -> tuple[float, float]:
-    """Wall time (s) and peak RSS (MB) of one child process."""
+def _child(argv: list[str]) -> dict[str, float]:
+    """Wall time (s), CPU time (user + system, s) and peak RSS (MB) of one child process."""
     script = (
         "import resource, subprocess, sys, time, json\n"
         "t = time.perf_counter(); r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
-        "w = time.perf_counter() - t\n"
-        "print(json.dumps([w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, r.returncode]))\n"
+        "w = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(json.dumps([w, u.ru_utime + u.ru_stime, u.ru_maxrss / 1024, r.returncode]))\n"
     )
     out = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, check=True, cwd=ROOT)
-    wall, rss, code = json.loads(out.stdout)
+    wall, cpu, rss, code = json.loads(out.stdout)
     if code != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {code}")
-    return wall, rss
+    return {"wall": wall, "cpu": cpu, "rss": rss}
+
+
+def _timed_process(argv: list[str]) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (MB) of one child process."""
+    child = _child(argv)
+    return child["wall"], child["rss"]
 
 
 def _median_process(argv: list[str], repeat: int) -> tuple[float, float]:
@@ -115,14 +121,21 @@ def small_design(folder: Path, repeat: int = 7) -> None:
         "import torch": [sys.executable, "-c", "import torch"],
         "torchinfo": [sys.executable, str(runner), str(code_file)],
     }
-    walls: dict[str, list[float]] = {name: [] for name in commands}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, argv in commands.items():
-            walls[name].append(_timed_process(argv)[0])
-    ours, bare, theirs = (statistics.median(walls[name]) for name in commands)
+            runs[name].append(_child(argv))
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[name])
+
+    ours, bare, theirs = (median(name, "wall") for name in commands)
+    cpu = {name: median(name, "cpu") for name in commands}
     print(f"6. {design.name} whole process (median of {repeat}, alternating): builder summary {ours:.2f} s, "
           f"python -c 'import torch' {bare:.2f} s, torchinfo path {theirs:.2f} s -> {ours / bare:.2f}x import torch "
-          f"(target <= 1.3x), {ours / theirs:.2f}x the torchinfo path")  # fmt: skip
+          f"(target <= 1.3x), {ours / theirs:.2f}x the torchinfo path; CPU time {cpu['summary']:.2f} s, "
+          f"{cpu['import torch']:.2f} s, {cpu['torchinfo']:.2f} s -> {cpu['summary'] / cpu['import torch']:.2f}x "
+          f"import torch")  # fmt: skip
 
 
 def main() -> None:
