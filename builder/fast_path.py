@@ -1,11 +1,13 @@
-"""Small layers on the CPU: the same record as the meta device, without its cost on a short-lived process.
+"""Small layers on the CPU: the same record as the meta device, without its first-use cost in a fresh process.
 
 On its first use the meta device imports ``torch._dynamo`` (its Python reference kernels are wrapped in
 ``torch._disable_dynamo``), and so does ``FlopCounterMode`` (a dispatch mode): about 1.5 s, more than the
-whole of a small design's ``summary``. A built-in layer whose work is small runs instead on the CPU with small
-real tensors, and its FLOPs come from ``torch.utils.flop_counter``'s own formula functions, applied to the one
-op that counts in it (``mm_flop`` for a Linear, ``conv_flop_count`` for a convolution). Layers without such a
-formula, big layers, custom layers and anything the CPU run refuses stay on the meta device, as before.
+whole of a small design's ``summary``. Until that import has happened in this process, a built-in layer whose
+work is small runs instead on the CPU with small real tensors, and its FLOPs come from
+``torch.utils.flop_counter``'s own formula functions applied to the one op that counts in it (``mm_flop`` for a
+Linear, ``conv_flop_count`` for a convolution). Layers without such a formula, big layers, custom layers and
+anything the CPU run refuses go to the meta device, as before; once it is warm (a long-lived server warms it at
+start), every layer does, since a meta pass then costs less than real values.
 
 The record is the meta device's (``device="meta"``: no real values were needed); tests compare both paths
 over every catalog sample and example.
@@ -14,6 +16,7 @@ over every catalog sample and example.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,8 +33,8 @@ from builder.catalog import CallStyle
 
 # What a layer may cost to run for real. A size, factor or padding among its arguments that is not a size of its
 # parameters can grow the output (an Upsample's scale_factor, a pool's output_size), once per spatial dimension.
-SMALL_OUTPUT = 2**22  # elements of the output, at most: the input's times that growth
-SMALL_WORK = 2**28  # the output's elements times the parameters: a bound on the multiply-adds
+SMALL_OUTPUT = 2**20  # elements of the output, at most: the input's times that growth
+SMALL_WORK = 2**27  # the output's elements times the parameters: a bound on the multiply-adds
 SMALL_PARAMS = 2**20  # elements of the built layer's parameters
 Formula = Callable[[nn.Module, torch.Tensor, torch.Tensor], "int | None"]
 _META_ONLY: ContextVar[bool] = ContextVar("meta_only", default=False)
@@ -103,6 +106,11 @@ def _param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if not isinstance(p, nn.UninitializedParameter))
 
 
+def meta_is_cold() -> bool:
+    """Whether this process has yet to pay the meta device's first use (the import of torch._dynamo)."""
+    return "torch._dynamo" not in sys.modules
+
+
 @contextmanager
 def meta_only() -> Iterator[None]:
     """Trace every layer on the meta device inside this block.
@@ -128,11 +136,14 @@ def run_small(
 ) -> SmallRun | None:
     """Run a layer built on meta (``module``, on ``x``) again on the CPU: None to leave it to the meta device.
 
-    That is when it is not small (``is_small``, judged before anything real is allocated), when its FLOPs are
-    counted and there is no formula for it, or when the CPU run fails in any way (the meta path then gives
-    today's result, or today's diagnosis). ``build`` makes the layer on the CPU, ``real_like`` a real input.
+    That is when the meta device is already warm, when the layer is not small (``is_small``, judged before
+    anything real is allocated), when its FLOPs are counted and there is no formula for it, or when the CPU run
+    fails in any way (the meta path then gives today's result, or today's diagnosis). ``build`` makes the layer
+    on the CPU, ``real_like`` a real input.
     """
-    if _META_ONLY.get() or not is_small(module, params, x) or (counted and _formula(module) is None):
+    if _META_ONLY.get() or not meta_is_cold() or not is_small(module, params, x):
+        return None
+    if counted and _formula(module) is None:
         return None
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():  # initial weights: leave the global generator alone

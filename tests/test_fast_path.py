@@ -1,7 +1,8 @@
 """Small layers run on the CPU (builder.fast_path) and give the very records the meta device gives.
 
 Every catalog sample and every example is traced twice, with the CPU path and with the meta device alone, and
-the two traces must be equal field by field (shapes, parameters, FLOPs, memory, notes, errors). A fresh process
+the two traces must be equal field by field (shapes, parameters, FLOPs, memory, notes, errors). This process
+has long warmed the meta device, so the tests here take the CPU path as a fresh process would; a fresh process
 checks the point of it all: a small design's trace never imports torch._dynamo.
 """
 
@@ -24,6 +25,12 @@ from tests.test_catalog import LAYER_TYPES
 
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def cold_meta_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take the CPU path as a process that has not used the meta device yet does."""
+    monkeypatch.setattr(fast_path, "meta_is_cold", lambda: True)
 
 
 def _meta_only(design: Design) -> Trace:
@@ -126,3 +133,10 @@ def test_the_cpu_path_leaves_the_global_generator_alone() -> None:
     before = torch.random.get_rng_state()
     assert infer_shapes(load_example("lenet")).ok
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_a_warm_meta_device_takes_every_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast_path, "meta_is_cold", lambda: False)
+    ran = _cpu_runs(monkeypatch)
+    assert infer_shapes(load_example("lenet")).ok
+    assert ran == []
