@@ -108,8 +108,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(app_dir: Path) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port, answering /_stcore/health; our own process is stopped at the end."""
+def streamlit_server(app_dir: Path, pids: list[int] | None = None) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port, answering /_stcore/health; our own process is stopped at the end.
+
+    ``pids``, if given, receives the server's process id (to read its CPU time).
+    """
     port = free_port()
     command = [
         sys.executable,
@@ -130,6 +133,8 @@ def streamlit_server(app_dir: Path) -> Iterator[str]:
     ]
     log = open(Path(tempfile.gettempdir()) / "bench-browser-server.log", "w")  # noqa: SIM115  # closed in finally
     proc = subprocess.Popen(command, cwd=app_dir, stdout=log, stderr=subprocess.STDOUT)
+    if pids is not None:
+        pids.append(proc.pid)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -243,6 +248,8 @@ def first_paint_parts(browser: Browser, url: str) -> dict[str, float]:
         "app shell": lambda: page.locator("[data-testid='stApp']").count() > 0,
         "title": lambda: page.get_by_text("Build a model").count() > 0,
         "script run done": lambda: page.locator(IDLE).count() > 0 and page.get_by_text("Build a model").count() > 0,
+        # the components' frames are created only once every element's code has loaded (st.dataframe's is 1.2 MB)
+        "board frame added": lambda: page.locator("iframe[title='ui.dnd.model_dnd']").count() > 0,
         "stack items": lambda: page.evaluate(STACK_ITEMS_JS) > 0,
         "graph drawn": lambda: graph_state(page)["nodes"] >= 5,
     }
@@ -396,9 +403,25 @@ async def _sessions(url: str) -> tuple[list[tuple[str, float | None]], float]:
     return [(name, t) for (name, *_), t in zip(plan, times, strict=True)], time.perf_counter() - began
 
 
-def concurrent_sessions(url: str) -> None:
-    """Step 9, printed: how many sessions showed their result, each one's time, and the whole run's."""
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """CPU seconds the whole machine has been busy and in all (every core), from /proc/stat."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf("SC_CLK_TCK")
+
+
+def concurrent_sessions(url: str, server_pid: int) -> None:
+    """Step 9, printed: how many sessions showed their result, each one's time, the whole run's, and the CPU."""
+    server_before, (busy_before, all_before) = process_cpu(server_pid), machine_busy()
     results, wall = asyncio.run(_sessions(url))
+    server = process_cpu(server_pid) - server_before
+    busy, total = (after - before for after, before in zip(machine_busy(), (busy_before, all_before), strict=True))
     shown = [t for _, t in results if t is not None]
     within = sum(t <= SESSION_TARGET_S for t in shown)
     print(f"\n9. {SESSIONS} sessions at once (five on design (a), five on LeNet, a Chromium each):")
@@ -406,6 +429,8 @@ def concurrent_sessions(url: str) -> None:
           f"(target: all); {wall:.1f} s in all")  # fmt: skip
     for name, t in results:
         print(f"    {name:<16} {'not shown' if t is None else f'{t:6.1f} s'}")
+    print(f"  the server used {server:.1f} s of CPU; the machine's cores were busy {busy:.0f} of {total:.0f} s "
+          f"(the browsers, the server and whatever else runs here)")  # fmt: skip
 
 
 # ---------------------------------------------------------------- server-side costs
@@ -498,12 +523,13 @@ def main() -> None:
         for name in parts[0]:
             print(f"    {name:<16} {statistics.median(p[name] for p in parts if name in p):>7,.0f}")
     if not chosen or "9." in chosen:
-        with streamlit_server(app_dir) as url:  # a server of its own, warmed by one visit
+        pids: list[int] = []
+        with streamlit_server(app_dir, pids) as url:  # a server of its own, warmed by one visit
             with sync_playwright() as playwright:
                 browser = launch(playwright)
                 warm(browser, url)
                 browser.close()
-            concurrent_sessions(url)
+            concurrent_sessions(url, pids[0])
     report("On the server (this process, warm):", server_steps(repeat))
 
 
