@@ -14,7 +14,7 @@ from builder.diagnose import Fix, LayerError
 from builder.edit import apply_fix
 from builder.inference import Trace
 from builder.summary import format_shape, summary_rows
-from ui import block_inspector, frame, graph_view, inspector, review, stack, state, values
+from ui import block_inspector, frame, graph_view, inspector, review, second_input, stack, state, values
 from ui.text import plain
 
 # ---------------------------------------------------------------- forward pass, graph, errors
@@ -186,6 +186,7 @@ def main() -> None:
             status_ui(design, trace)
             error_ui(trace)
     results_ui(design, trace)
+    second_input.second_input_ui(design, trace)
     values.values_ui(design, trace, selected)
     frame.finish()
 

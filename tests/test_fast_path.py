@@ -19,7 +19,7 @@ from builder import fast_path, inference
 from builder.catalog import CallStyle
 from builder.design import Design, InputSpec, LayerSpec
 from builder.examples import list_examples, load_example
-from builder.inference import Trace, infer_shapes
+from builder.inference import Trace, infer_shapes, infer_then
 from builder.samples import sample_design
 from tests.test_catalog import LAYER_TYPES
 
@@ -139,4 +139,15 @@ def test_a_warm_meta_device_takes_every_layer(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(fast_path, "meta_is_cold", lambda: False)
     ran = _cpu_runs(monkeypatch)
     assert infer_shapes(load_example("lenet")).ok
+    assert ran == []
+
+
+def test_a_second_input_feeds_the_same_lazy_modules_on_the_meta_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kept modules run again (a second input, a shared layer): they are never swapped for fresh CPU ones."""
+    ran = _cpu_runs(monkeypatch)
+    design = load_example("d2l-mlp")
+    first, second = infer_then(design, (2, 40))
+    with fast_path.meta_only():
+        assert (first, second) == infer_then(design, (2, 40))
+    assert second.error is not None and second.error.layer_id == design.layers[0].id  # in_features stays 20
     assert ran == []

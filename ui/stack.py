@@ -36,6 +36,7 @@ from builder.design import (
     block_merge,
     find_entry,
     is_block,
+    is_shared,
     validate_design,
     walk,
 )
@@ -115,7 +116,8 @@ def palette_ui(design: Design) -> list[str]:
 
 def used_types(design: Design) -> list[str]:
     """The layer types the design uses, in order of first use (the palette's "In this model" group)."""
-    return list(dict.fromkeys(located.entry.type for located in walk(design.layers) if not is_block(located.entry)))
+    entries = (located.entry for located in walk(design.layers))
+    return list(dict.fromkeys(entry.type for entry in entries if not is_block(entry) and not is_shared(entry)))
 
 
 def palette_item(design: Design, entry_type: str) -> dnd.PaletteItem:
@@ -154,6 +156,8 @@ def stack_label(index: int, spec: Entry) -> str:
         label = f' "{spec.label}"' if spec.label else ""
         repeat = f" x{spec.repeat}" if spec.repeat > 1 else ""
         return f"{index + 1}{SEP}{spec.type} block{label}{repeat} ({inside} {'entry' if inside == 1 else 'entries'})"
+    if is_shared(spec):
+        return f"{index + 1}{SEP}shares {spec.of}"
     args = ", ".join(json.dumps(v) if isinstance(v, str) else str(v) for v in key_args(spec).values())
     return f"{index + 1}{SEP}{spec.type}({args})"
 
