@@ -17,7 +17,7 @@ import torch
 
 from builder import fast_path, inference
 from builder.catalog import CallStyle
-from builder.design import Design, InputSpec, LayerSpec
+from builder.design import Design, DType, InputSpec, LayerSpec
 from builder.examples import list_examples, load_example
 from builder.inference import Trace, infer_shapes, infer_then
 from builder.samples import sample_design
@@ -151,3 +151,9 @@ def test_a_second_input_feeds_the_same_lazy_modules_on_the_meta_device(monkeypat
         assert (first, second) == infer_then(design, (2, 40))
     assert second.error is not None and second.error.layer_id == design.layers[0].id  # in_features stays 20
     assert ran == []
+
+
+def test_a_float64_design_traces_alike_on_both_paths() -> None:
+    design = load_example("lenet")
+    design = design.model_copy(update={"input": design.input.model_copy(update={"dtype": DType.FLOAT64})})
+    assert infer_shapes(design) == _meta_only(design)
