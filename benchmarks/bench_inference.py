@@ -13,9 +13,13 @@ the very same model) and call ``torchinfo.summary``. Three measurements:
 4. design (c), ResNet-50 with residual blocks on a batch of 8 ImageNet images: warm ``infer_shapes`` against
    build + ``torchinfo.summary`` (target: >= 10x faster);
 5. design (d), 60 repeated residual blocks with 1.1 billion parameters: the ``summary`` process's wall time and
-   peak RSS (targets: < 20 s, < 1.5 GB).
+   peak RSS (targets: < 20 s, < 1.5 GB);
+6. the seed MLP (examples/d2l-mlp.json), a small design: the ``summary`` process against a bare
+   ``python -c "import torch"`` (target: within 1.3x) and against the torchinfo process, the three alternating,
+   median of 7. Its small layers run on the CPU (``builder.fast_path``), so it never imports torch._dynamo.
 
-Run: ``python benchmarks/bench_inference.py`` (about two minutes). It prints ratios; the README quotes them.
+Run: ``python benchmarks/bench_inference.py`` (about two minutes), or ``... small`` for measurement 6 alone. It
+prints ratios; the README quotes them.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import torchinfo  # noqa: E402
 
 from benchmarks.designs import conv_mlp_design, deep_residual_design, huge_mlp_design, resnet50_design  # noqa: E402
 from builder.design import Design, dump_design  # noqa: E402
+from builder.examples import load_example  # noqa: E402
 from builder.export import ExportStyle, export_code  # noqa: E402
 from builder.inference import infer_shapes  # noqa: E402
 
@@ -70,19 +75,25 @@ def torchinfo_path(code_file: Path) -> None:
         torchinfo.summary(model, input_size=namespace["INPUT_SHAPE"], device="cpu", verbose=0)
 
 
-def _timed_process(argv: list[str]) -> tuple[float, float]:
-    """Wall time (s) and peak RSS (MB) of one child process."""
+def _child(argv: list[str]) -> dict[str, float]:
+    """Wall time (s), CPU time (user + system, s) and peak RSS (MB) of one child process."""
     script = (
         "import resource, subprocess, sys, time, json\n"
         "t = time.perf_counter(); r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
-        "w = time.perf_counter() - t\n"
-        "print(json.dumps([w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, r.returncode]))\n"
+        "w = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(json.dumps([w, u.ru_utime + u.ru_stime, u.ru_maxrss / 1024, r.returncode]))\n"
     )
     out = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, check=True, cwd=ROOT)
-    wall, rss, code = json.loads(out.stdout)
+    wall, cpu, rss, code = json.loads(out.stdout)
     if code != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {code}")
-    return wall, rss
+    return {"wall": wall, "cpu": cpu, "rss": rss}
+
+
+def _timed_process(argv: list[str]) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (MB) of one child process."""
+    child = _child(argv)
+    return child["wall"], child["rss"]
 
 
 def _median_process(argv: list[str], repeat: int) -> tuple[float, float]:
@@ -99,7 +110,39 @@ def _write(folder: Path, design: Design) -> tuple[Path, Path]:
     return design_file, code_file
 
 
+def small_design(folder: Path, repeat: int = 7) -> None:
+    """Measurement 6: processes on a small design, alternating so that the machine's load falls on all three."""
+    design = load_example("d2l-mlp")
+    design_file, code_file = _write(folder / "small", design)
+    runner = folder / "torchinfo_small.py"
+    runner.write_text(TORCHINFO_SCRIPT)
+    commands = {
+        "summary": [sys.executable, "-m", "builder", "summary", str(design_file)],
+        "import torch": [sys.executable, "-c", "import torch"],
+        "torchinfo": [sys.executable, str(runner), str(code_file)],
+    }
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, argv in commands.items():
+            runs[name].append(_child(argv))
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[name])
+
+    ours, bare, theirs = (median(name, "wall") for name in commands)
+    cpu = {name: median(name, "cpu") for name in commands}
+    print(f"6. {design.name} whole process (median of {repeat}, alternating): builder summary {ours:.2f} s, "
+          f"python -c 'import torch' {bare:.2f} s, torchinfo path {theirs:.2f} s -> {ours / bare:.2f}x import torch "
+          f"(target <= 1.3x), {ours / theirs:.2f}x the torchinfo path; CPU time {cpu['summary']:.2f} s, "
+          f"{cpu['import torch']:.2f} s, {cpu['torchinfo']:.2f} s -> {cpu['summary'] / cpu['import torch']:.2f}x "
+          f"import torch")  # fmt: skip
+
+
 def main() -> None:
+    if sys.argv[1:] == ["small"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            small_design(Path(tmp))
+        return
     design_a, design_b = conv_mlp_design(), huge_mlp_design()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -132,6 +175,7 @@ def main() -> None:
               f"({huge.param_bytes / 2**30:.0f} GiB as float32): summary process {wall_b:.2f} s, "
               f"peak RSS {rss_b:.0f} MB (targets < 20 s, < 1500 MB)")  # fmt: skip
         blocks(folder)
+        small_design(folder)
         print(f"   this benchmark process peaked at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

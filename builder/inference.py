@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -49,6 +50,7 @@ from builder.design import (
     walk,
 )
 from builder.diagnose import LayerError, MergeInput, diagnose_build, diagnose_merge, diagnose_run, precheck
+from builder.fast_path import meta_only, run_small
 from builder.reuse import diagnose_again, diagnose_tied
 from builder.tensor_ops import TOKEN_INPUTS, inferred_arguments
 
@@ -327,6 +329,11 @@ def _run_layer(
 ) -> _Step:
     """Run on meta; when the layer needs real values, run it alone on small real tensors instead."""
     style, count = call_style(spec.type, spec.params), counts_flops(spec.type)
+    if spec.type in catalog():  # a small built-in layer runs on the CPU: meta's first use costs a process 1.5 s
+        build = partial(build_layer, spec, custom, "cpu", design.input.dtype)
+        small = run_small(module, x, style, count, build, lambda t: _real_like(t, token_range(design)), spec.params)
+        if small is not None:
+            return _Step(small.module, small.out, small.flops)
     try:
         out, flops = _forward(module, style, x, count)
         return _Step(module, out, flops)
@@ -673,7 +680,15 @@ def infer_shapes(design: Design, custom: Mapping[str, type[nn.Module]] | None = 
 
 
 def _run_pass(tracer: _Tracer, x: torch.Tensor) -> Trace:
-    """Feed ``x`` through the design's entries with this tracer: the trace of the pass."""
+    """Feed ``x`` through the design's entries with this tracer: the trace of the pass.
+
+    A tracer that keeps its modules runs them again (a shared layer, a second input), on meta: none runs on the CPU.
+    """
+    with meta_only() if tracer.keep else nullcontext():
+        return _feed(tracer, x)
+
+
+def _feed(tracer: _Tracer, x: torch.Tensor) -> Trace:
     design, layers = tracer.design, []
     for index, spec in enumerate(design.layers):
         try:

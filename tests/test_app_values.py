@@ -171,7 +171,7 @@ def test_formula_ui_shows_a_layers_formula_and_its_terms():
 
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
-    assert at.code[0].value == "Conv2d(1, 6, 5, padding=2): 6 x 1 x 5 x 5 + 6 = 156"
+    assert "Conv2d(1, 6, 5, padding=2): 6 x 1 x 5 x 5 + 6 = 156" in [text.value for text in at.text]
     assert list(at.dataframe[0].value["tensor"]) == ["weight", "bias"]
 
 

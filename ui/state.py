@@ -22,6 +22,7 @@ import streamlit as st
 
 from builder import run as runner
 from builder.design import CustomLayerSpec, Design, DesignError, design_key
+from builder.fast_path import meta_only
 from builder.inference import Trace
 from builder.share import decode_design, encode_design
 
@@ -222,5 +223,7 @@ def warm_up() -> bool:
     # before it is ready waits then, and reports the same error if it cannot start.
     with contextlib.suppress(OSError, ValueError):
         sandbox.warm_up()
-    runner.analyze(seed_design(), run=True)
+    runner.analyze(seed_design(), run=True)  # its small layers run on the CPU (builder.fast_path)...
+    with meta_only():  # ...so warm the meta device for big designs and layers without a FLOP formula
+        runner.analyze(seed_design(), run=True)
     return True

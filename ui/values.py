@@ -55,11 +55,11 @@ def formula_ui(design: Design, trace: Trace | None, layer_id: str) -> None:
     if layer is None or located is None:
         return
     if is_block(located.entry):
-        st.code(f"{located.entry.type}: {block_sum(trace, layer)}", language=None, wrap_lines=True)
+        st.text(f"{located.entry.type}: {block_sum(trace, layer)}")
         st.caption("A block's parameters are its layers' parameters: select one of its layers to see its formula.")
         return
     shown = design_formula(located.entry, layer, design.input.dtype)
-    st.code(shown.text(), language=None, wrap_lines=True)
+    st.text(shown.text())  # not st.code: its highlighter (1.5 MB of JavaScript) would delay a new visitor's page
     if shown.params or shown.buffers:
         with st.expander("Where each term comes from"):
             st.dataframe(pd.DataFrame(shown.rows()), hide_index=True, width="stretch")

@@ -30,6 +30,7 @@ import torch
 
 from builder.catalog import catalog
 from builder.design import CustomLayerSpec, Design, InputSpec, LayerSpec
+from builder.fast_path import meta_only
 from builder.inference import infer_shapes, inspect_design
 from builder.sandbox import child, syscalls
 from builder.sandbox.protocol import DONE, GRACE, JAIL_ENV, JOB_TAGS, MAX_MESSAGE, READY, RESULT, frame
@@ -75,7 +76,9 @@ def warm_up() -> None:
     gate = child.define_layer(spec, code) if not isinstance(code, tuple) else code
     if not isinstance(gate, type):
         raise RuntimeError(f"the sandbox warm-up layer does not define: {gate}")
-    for trace in (infer_shapes(design, {"Gate": gate}), inspect_design(design, {"Gate": gate})):
+    with meta_only():  # small built-in layers run on the CPU (builder.fast_path): warm the meta device for big ones
+        on_meta = infer_shapes(design, {"Gate": gate})
+    for trace in (on_meta, infer_shapes(design, {"Gate": gate}), inspect_design(design, {"Gate": gate})):
         if trace.error is not None:
             raise RuntimeError(f"the sandbox warm-up design fails: {trace.error.message}")
     values = child.run_values(design, {"Gate": code}, *child.value_input(design, WARM_UP_VALUES))
