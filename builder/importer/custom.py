@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 from typing import Any
 
 from builder.catalog import catalog
@@ -82,9 +83,20 @@ class CustomCarrying(ImporterBase):
         params = self.custom_arguments(call, cls, scope)
         if params is None:
             return []
+        self.settle_problems_in(cls)
         self.carry_custom(cls)
-        self.note(cls, f"{name}'s forward is not a chain of layers: imported whole, as one custom layer")
+        self.info(cls, f"{name}'s forward is not a chain of layers: imported whole, as one custom layer")
         return [LayerSpec(type=name, params=params)]
+
+    def settle_problems_in(self, cls: ast.ClassDef) -> None:
+        """A class carried whole runs its own code: what its forward could not be read as is no difference."""
+        lines = range(cls.lineno, (cls.end_lineno or cls.lineno) + 1)
+        self.notes = [
+            replace(n, severity=Severity.INFO, message=f"{n.message} (the class is carried whole, as written)")
+            if n.line in lines and n.severity is Severity.WARNING
+            else n
+            for n in self.notes
+        ]
 
     def problems_in(self, cls: ast.ClassDef) -> int:
         lines = range(cls.lineno, (cls.end_lineno or cls.lineno) + 1)

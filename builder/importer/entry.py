@@ -85,13 +85,26 @@ def _read_model(importer: Importer, top: _TopLevel, model: str | None) -> _Model
     importer.notes, importer.custom = list(before[0]), dict(before[1])
     evaluated = evaluate_model(importer, model)
     if _evaluation_wins(importer, evaluated, chain[0], (chosen, layers), suffices):
+        _refuse_a_different_model(importer, len(before[0]))
         return _Model(evaluated.where, evaluated.entries, evaluated.shape, evaluated.data_shape)
     if layers and not _is_fragment(importer, chosen) and not evaluated.candidates:
         importer.notes, importer.custom = chain  # the chain reader's result and notes stand
+        _refuse_a_different_model(importer, len(before[0]))
         return _Model(chosen, list(layers))
     refusals = [n for n in importer.notes if n.severity is Severity.WARNING and n not in chain[0]]
     importer.notes = [*chain[0], *refusals]
     raise ImportFailed(_nothing_message(importer), evaluated.candidates)
+
+
+def _refuse_a_different_model(importer: Importer, known: int) -> None:
+    """A warning while reading the model means the design would differ from the code: refuse, naming each line."""
+    differences = [n for n in importer.notes[known:] if n.severity is Severity.WARNING]
+    if differences:
+        lines = "".join(f"\n  {n}" for n in sorted(differences, key=lambda n: n.line))
+        raise ImportFailed(
+            "not imported: the design would differ from the model this code builds, at these places (rewrite them, "
+            "or paste the part that the builder can hold):" + lines
+        )
 
 
 def _stated_input(importer: Importer, top: _TopLevel, read: _Model) -> tuple[tuple[int, ...] | None, DType | None]:

@@ -131,7 +131,7 @@ class _ForwardReader:
         if isinstance(node, ast.BinOp):
             return self.arithmetic(node)
         if isinstance(node, ast.Attribute) and node.attr == "T" and not first_output:
-            self.importer.note(node, "x.T read as Transpose(0, 1), which is x.T for a 2-D tensor only")
+            self.importer.info(node, "x.T read as Transpose(0, 1): x.T of a 2-D tensor (torch deprecates it on others)")
             return [
                 *self.chain(node.value, False),
                 _Step(node, layer=LayerSpec(type="Transpose", params={"dim0": 0, "dim1": 1})),
