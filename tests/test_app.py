@@ -6,8 +6,6 @@ component the value the browser would send.
 
 from __future__ import annotations
 
-import itertools
-import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from builder.examples import load_example
 from builder.export import ExportStyle, export_code
 from builder.inference import infer_shapes
 from builder.share import decode_design, encode_design
+from tests.board_events import board_stack, simulate_drop
 from tests.page_text import graph_texts, shown
 
 TIMEOUT = 30
@@ -169,54 +168,16 @@ def test_widget_keys_follow_the_layer_not_its_position(at):
     assert field(at, "layer-3", "out_features").value == 10
 
 
-NONCES = itertools.count()
-
-
-def board_stack(at: AppTest) -> list[str]:
-    """The labels of the stack the drag-and-drop board shows (its arguments, as the browser gets them)."""
-    [board] = [e for e in at.get("component_instance") if e.proto.component_name == "ui.dnd.model_dnd"]
-    return [item["label"] for item in json.loads(board.proto.json_args)["stacks"][0]["items"]]
-
-
-def send_event(at: AppTest, action: str, **fields) -> None:
-    """Hand the board the value a browser sends for one drop (ui.dnd.Event, with a fresh nonce)."""
-    at.session_state["model_dnd"] = {"nonce": f"drop-{next(NONCES)}", "action": action, **fields}
-    at.run()
-    assert not at.exception, at.exception
-
-
-def drop_into_stack(at: AppTest, stack: list[str], palette_item: str | None = None) -> None:
-    """The drops that turn the top-level stack into ``stack`` (its labels after them, the palette item by name)."""
-    labels = dict(zip(board_stack(at), [layer.id for layer in at.session_state["design"].layers], strict=True))
-    for label, layer_id in labels.items():
-        if label not in stack:
-            send_event(at, "remove", id=layer_id)
-    for index, layer_id in enumerate(labels[label] for label in stack if label in labels):
-        if [layer.id for layer in at.session_state["design"].layers].index(layer_id) != index:
-            send_event(at, "move", id=layer_id, parent=None, stack="layers", index=index)
-    if palette_item is not None:
-        send_event(
-            at, "add", type=palette_item, kind="layer", parent=None, stack="layers", index=stack.index(palette_item)
-        )
-
-
-def simulate_drop(at: AppTest, palette_item: str | None = None, stack: list[str] | None = None) -> None:
-    """Drop a palette item second in the stack, or leave the stack as ``stack`` (the rest trashed)."""
-    new_stack = board_stack(at) if stack is None else list(stack)
-    if palette_item is not None:
-        new_stack.insert(1, palette_item)
-    drop_into_stack(at, new_stack, palette_item)
-
-
 def test_a_drop_from_the_palette_copies_the_layer_into_the_stack(at):
-    simulate_drop(at, palette_item="Linear")
+    labels = board_stack(at)
+    simulate_drop(at, [labels[0], "Linear", *labels[1:]], palette_item="Linear")
     assert types(at) == ["LazyLinear", "Linear", "ReLU", "LazyLinear"]
     assert at.session_state["selected_layer"] == design(at).layers[1].id
 
 
 def test_a_drop_reorders_and_trashes(at):
     labels = board_stack(at)
-    simulate_drop(at, stack=[labels[2], labels[0]])
+    simulate_drop(at, [labels[2], labels[0]])
     assert [layer.id for layer in design(at).layers] == ["layer-3", "layer-1"]
 
 
