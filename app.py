@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from builder.design import Design, DesignError, file_stem
+from builder.design import Design, DesignError, file_stem, find_entry
 from builder.diagnose import Fix, LayerError
 from builder.edit import apply_fix
 from builder.inference import Trace
@@ -67,7 +67,7 @@ def fix_clicked(error: LayerError, fix: Fix) -> None:
     was_run = state.ran(design)
     fixed = apply_fix(design, error, fix)
     state.commit(fixed)
-    st.session_state[stack.SELECTED] = error.layer_id if error.layer_id in {s.id for s in fixed.layers} else None
+    st.session_state[stack.SELECTED] = error.layer_id if find_entry(fixed, error.layer_id) else None
     if was_run:
         state.mark_ran(fixed)
 

@@ -300,3 +300,26 @@ def test_a_block_stands_in_the_stack_as_one_entry():
         }
     ).layers[0]
     assert stack_label(1, block) == "2 · Residual block (2 entries)"
+
+
+def test_fixing_a_layer_inside_a_block_keeps_it_selected():
+    mismatch = design_from_dict(
+        {
+            "version": 2,
+            "input": {"shape": [1, 8, 4, 4]},
+            "layers": [
+                {"type": "Sequential", "layers": [{"type": "Linear", "params": {"in_features": 5, "out_features": 10}}]}
+            ],
+        }
+    )
+    at = open_app(mismatch)
+    linear = design(at).layers[0].layers[0].id
+    at.session_state["model_dnd"] = {"nonce": "select-linear", "action": "select", "id": linear}
+    run(at)
+    click(at, "run_forward")
+    [fix] = [b for b in at.button if b.key and b.key.startswith(f"fix.{linear}.") and "Flatten" in b.label]
+    fix.click()
+    run(at)
+    assert [layer.type for layer in design(at).layers[0].layers] == ["Flatten", "Linear"]
+    assert at.session_state["selected_layer"] == linear, "the fixed layer stays selected, not the Flatten before it"
+    assert fields_shown(at) == {linear}
