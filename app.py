@@ -6,15 +6,14 @@ are in ``pages/``; every page sets itself up and writes the design back into the
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from builder.design import Design, DesignError, file_stem, find_entry
+from builder.design import Design, DesignError, find_entry
 from builder.diagnose import Fix, LayerError
 from builder.edit import apply_fix
 from builder.inference import Trace
-from builder.summary import format_shape, summary_rows
-from ui import block_inspector, frame, graph_view, inspector, review, stack, state, values
+from builder.summary import format_shape
+from ui import block_inspector, frame, graph_view, inspector, results, review, stack, state, values
 from ui.text import plain
 
 # ---------------------------------------------------------------- forward pass, graph, errors
@@ -100,63 +99,6 @@ def status_ui(design: Design, trace: Trace | None) -> None:
         st.info("Shapes show as ? and lazy weights as <UninitializedParameter> until you run the forward pass.")
 
 
-# ---------------------------------------------------------------- results
-
-
-def totals_ui(trace: Trace) -> None:
-    output, params, flops, memory = st.columns(4)
-    output.metric("Output shape", format_shape(trace.output_shape))
-    params.metric("Parameters", f"{trace.total_params:,}")
-    flops.metric("FLOPs", f"{trace.total_flops:,}")
-    memory.metric("Parameter memory", f"{trace.param_bytes / 1e6:.2f} MB")
-
-
-def table_ui(design: Design, trace: Trace) -> None:
-    """The per-layer table, its totals and its CSV."""
-    table = pd.DataFrame(summary_rows(trace))
-    totals_ui(trace)
-    st.dataframe(table, hide_index=True, width="stretch")
-    st.download_button(
-        "Download table (CSV)",
-        table.to_csv(index=False),
-        file_name=f"{file_stem(design)}-summary.csv",
-        mime="text/csv",
-        icon=":material/table:",
-        key="summary_csv",
-    )
-
-
-def lazy_ui(trace: Trace) -> None:
-    """Each lazy parameter before and after the forward pass."""
-    rows = [
-        {
-            "parameter": f"{layer.index + 1} {layer.type}.{before.name}",
-            "before": before.describe(),
-            "after": after.describe() if trace.ran else "run the forward pass",
-        }
-        for layer in trace.layers
-        if layer.lazy
-        for before, after in zip(layer.params_before, layer.params_after, strict=True)
-    ]
-    if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    else:
-        st.caption("No lazy layers in this design.")
-
-
-def results_ui(design: Design, trace: Trace | None) -> None:
-    """The layer table and the lazy-parameters panel."""
-    if trace is None:
-        return
-    table_col, lazy_col = st.columns([5, 4], gap="large")
-    with table_col:
-        st.subheader("Layers")
-        table_ui(design, trace)
-    with lazy_col:
-        st.subheader("Lazy parameters")
-        lazy_ui(trace)
-
-
 def main() -> None:
     frame.start()
     stack.consume_drop()
@@ -185,7 +127,7 @@ def main() -> None:
         with status:
             status_ui(design, trace)
             error_ui(trace)
-    results_ui(design, trace)
+    results.results_ui(design, trace)
     values.values_ui(design, trace, selected)
     frame.finish()
 

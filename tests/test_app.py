@@ -102,8 +102,64 @@ def test_forward_pass_fills_graph_table_and_lazy_panel(at):
     assert list(table["output shape"]) == ["(2, 256)", "(2, 256)", "(2, 10)"]
     assert "in_features inferred = 20" in table["notes"][0]
     weight = lazy[lazy["parameter"] == "1 LazyLinear.weight"].iloc[0]
-    assert (weight["before"], weight["after"]) == ("<UninitializedParameter>", "torch.Size([256, 20])")
-    assert any(m.label == "Parameters" and m.value == "7,946" for m in at.metric)
+    assert (weight["before"], weight["after"]) == ("<UninitializedParameter>", "(256, 20)")
+    params = next(m for m in at.metric if m.label == "Parameters")
+    assert (params.value, params.proto.help) == ("7.9 K", "7,946 parameters")
+
+
+def test_a_failing_run_keeps_every_layer_in_the_table_and_every_lazy_layer_in_its_panel():
+    broken = design_from_dict(
+        {
+            "input": {"shape": [2, 20]},
+            "layers": [
+                {"type": "LazyLinear", "params": {"out_features": 256}},
+                {"type": "Linear", "params": {"in_features": 7, "out_features": 10}},
+                {"type": "LazyLinear", "params": {"out_features": 3}},
+            ],
+        }
+    )
+    at = open_app({"design": encode_design(broken)})
+    run_forward(at)
+    table, lazy = frame_with(at, "output shape"), frame_with(at, "before")
+    assert list(table["layer"]) == ["LazyLinear(256)", "Linear(7, 10)", "LazyLinear(3)"]
+    assert list(table["status"]) == ["ran", "failed", "not reached"]
+    assert "expected in_features=7" in table["notes"][1]
+    assert list(lazy["parameter"]) == [
+        "1 LazyLinear.weight",
+        "1 LazyLinear.bias",
+        "3 LazyLinear.weight",
+        "3 LazyLinear.bias",
+    ]
+    assert list(lazy["after"])[2].startswith("not reached")
+    params = next(m for m in at.metric if m.label == "Parameters")
+    assert params.value == "5.5 K", "the layers built count: 5,376 + 80"
+
+
+def test_the_table_names_layers_by_position_and_call_not_by_id_after_an_insert():
+    at = open_app({"design": encode_design(load_example("lenet"))})
+    at.session_state["model_dnd"] = {
+        "nonce": "insert",
+        "action": "add",
+        "type": "ReLU",
+        "kind": "layer",
+        "parent": None,
+        "stack": "layers",
+        "index": 1,
+    }
+    at.run()
+    run_forward(at)
+    table = frame_with(at, "output shape")
+    assert list(table["#"])[:3] == [1, 2, 3]
+    assert list(table["layer"])[:4] == ["Conv2d(1, 6, 5, padding=2)", "ReLU()", "Sigmoid()", "AvgPool2d(2, stride=2)"]
+    assert not any(str(name).startswith("layer-") for name in table["layer"])
+
+
+def test_the_flops_metric_says_what_it_counts(at):
+    run_forward(at)
+    flops = next(m for m in at.metric if m.label == "FLOPs")
+    assert flops.value == "30.7 K"
+    assert flops.proto.help.startswith("30,720 FLOPs.")
+    assert "matrix multiplications and convolutions" in flops.proto.help and "not counted" in flops.proto.help
 
 
 def test_layer_by_layer_run_ends_with_the_full_graph(at):
@@ -253,7 +309,9 @@ def test_layers_before_the_error_keep_their_shapes():
     data = {**BROKEN, "layers": [{"type": "ReLU"}, *BROKEN["layers"]]}
     at = open_app({"design": encode_design(design_from_dict(data))})
     run_forward(at)
-    assert list(frame_with(at, "output shape")["output shape"]) == ["(2, 20)"]
+    table = frame_with(at, "output shape")
+    assert list(table["output shape"]) == ["(2, 20)", "?", "?"]
+    assert list(table["status"]) == ["ran", "failed", "not reached"]
 
 
 # ---------------------------------------------------------------- the URL

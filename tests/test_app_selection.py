@@ -139,7 +139,7 @@ def test_typed_fields_of_a_conv_all_land_on_it():
     assert selected(at) == "layer-4"
     assert params(at, "layer-4") == {"in_channels": 6, "out_channels": 16, "kernel_size": 3, "padding": 1}
     assert params(at, "layer-1") == LENET.layers[0].params
-    assert picker(at)[3] == "4 · Conv2d(6, 16, 3, 1)"
+    assert picker(at)[3] == "4 · Conv2d(6, 16, 3, padding=1)"
 
 
 def test_an_invalid_value_is_explained_and_the_selection_stays(at):

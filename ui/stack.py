@@ -16,7 +16,6 @@ Wrap and Unwrap buttons act on the ids they were drawn for.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import asdict
 
 import streamlit as st
@@ -52,8 +51,8 @@ from builder.edit import (
     remove_layer,
     stack_of,
 )
-from builder.graph import key_args
 from builder.inference import Trace
+from builder.layer_table import entry_text
 from ui import dnd, state
 from ui.text import plain
 
@@ -147,15 +146,9 @@ def palette_view(design: Design, offered: list[str]) -> list[dnd.PaletteGroup]:
 
 
 def stack_label(index: int, spec: Entry) -> str:
-    """A stack item's text: its position, type and key arguments (a block: its label and how many entries it
-    holds)."""
-    if is_block(spec):
-        inside = sum(1 for _ in walk((spec,))) - 1
-        label = f' "{spec.label}"' if spec.label else ""
-        repeat = f" x{spec.repeat}" if spec.repeat > 1 else ""
-        return f"{index + 1}{SEP}{spec.type} block{label}{repeat} ({inside} {'entry' if inside == 1 else 'entries'})"
-    args = ", ".join(json.dumps(v) if isinstance(v, str) else str(v) for v in key_args(spec).values())
-    return f"{index + 1}{SEP}{spec.type}({args})"
+    """A stack item's text: its position and the entry as a person writes it (``2 · Conv2d(1, 6, 5, padding=2)``;
+    a block: its label and how many entries it holds)."""
+    return f"{index + 1}{SEP}{entry_text(spec)}"
 
 
 def block_name(block: BlockSpec) -> str:

@@ -28,7 +28,7 @@ TWO_CONVS = {
         {"type": "LazyLinear", "params": {"out_features": 10}},
     ],
 }
-FIRST = "1 · Conv2d(1, 6, 5, 2)"
+FIRST = "1 · Conv2d(1, 6, 5, padding=2)"
 
 
 def open_app(page: Page, query: str = "") -> None:
