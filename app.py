@@ -112,7 +112,7 @@ def main() -> None:
     with build_col:
         offered = stack.palette_ui(design)
         stack.stack_ui(design, offered)
-        stack.add_ui(offered)
+        stack.add_ui(design)
         st.subheader("Layer")
         selected = stack.layer_actions_ui(design)
         if selected:

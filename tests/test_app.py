@@ -6,6 +6,7 @@ component the value the browser would send.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -185,21 +186,34 @@ def test_without_live_mode_an_edit_shows_unknown_shapes_again(at):
 
 
 def test_click_to_add_appends_and_selects_the_layer(at):
-    at.selectbox(key="palette_group").set_value("activation").run()
     at.selectbox(key="add_type").set_value("GELU").run()
     at.button(key="add_layer").click().run()
     assert types(at) == [*SEED_TYPES, "GELU"]
     assert at.session_state["selected_layer"] == design(at).layers[-1].id
 
 
+def palette_types(at: AppTest) -> list[str]:
+    """The palette's item types in the board's arguments, all groups in order."""
+    [board] = [e for e in at.get("component_instance") if e.proto.component_name == "ui.dnd.model_dnd"]
+    return [item["type"] for group in json.loads(board.proto.json_args)["palette"] for item in group["items"]]
+
+
 def test_search_filters_the_palette_across_groups(at):
     at.text_input(key="palette_search").input("norm2").run()
-    assert at.selectbox(key="add_type").options == [
-        "BatchNorm2d",
-        "InstanceNorm2d",
-        "LazyBatchNorm2d",
-        "LazyInstanceNorm2d",
-    ]
+    assert palette_types(at) == ["BatchNorm2d", "InstanceNorm2d", "LazyBatchNorm2d", "LazyInstanceNorm2d"]
+
+
+def test_layer_to_add_lists_every_layer_of_every_group_whatever_group_is_picked(at):
+    assert at.selectbox(key="palette_group").value == "linear"
+    add = at.selectbox(key="add_type")
+    assert add.value == "Linear"
+    names = [option.split(" · ")[0] for option in add.options]
+    assert {"Conv2d", "ReLU", "LazyLinear", "Residual", "LSTM"} <= set(names)
+    assert len(names) == len(set(names)), "each type once"
+    assert "Conv2d · convolution" in add.options, "each with its group, so typing a group's name finds it too"
+    add.set_value("Conv2d").run()
+    at.button(key="add_layer").click().run()
+    assert types(at) == [*SEED_TYPES, "Conv2d"]
 
 
 def test_remove_duplicate_and_move_buttons(at):

@@ -61,6 +61,7 @@ ALL_GROUPS = "all groups"
 BLOCKS_GROUP = "blocks"
 USED_GROUP = "In this model"
 DEFAULT_GROUP = Category.LINEAR
+ADD_DEFAULT = "Linear"  # what Add offers first
 SEP = " · "  # stack item labels: "1 · LazyLinear(256)"
 MODEL = "Model"  # the breadcrumb's first step
 SELECTED = "selected_layer"  # the selected entry's id (app state: no widget has this key)
@@ -372,7 +373,7 @@ def stack_ui(design: Design, offered: list[str]) -> None:
 
 
 def add_target(design: Design) -> Place:
-    """Where Add to stack puts a new entry: after the selected entry in an open block, else at the stack's end."""
+    """Where Add puts a new entry: after the selected entry in an open block, else at the stack's end."""
     block = open_block(design)
     if block is None:
         return Place(TOP, TOP_STACK, len(design.layers))
@@ -401,17 +402,31 @@ def add_clicked(layer_type: str) -> None:
     act(add)
 
 
-def add_ui(offered: list[str]) -> None:
-    """Click-to-add: pick a layer type and add it to the stack on view."""
+def layer_choices(design: Design) -> dict[str, str]:
+    """Every entry type the palette holds, across all groups, with its group's name: Add's one list."""
+    return {t: group for group, types in palette_groups(design).items() for t in types}
+
+
+def add_ui(design: Design) -> None:
+    """Click-to-add: pick any layer or block type (one list, searchable by typing) and add it to the stack on view."""
+    choices = layer_choices(design)
+    names = list(choices)
     type_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-    layer_type = type_col.selectbox("Layer to add", offered, key="add_type", disabled=not offered)
+    layer_type = type_col.selectbox(
+        "Layer to add",
+        names,
+        index=names.index(ADD_DEFAULT) if ADD_DEFAULT in names else 0,
+        key="add_type",
+        format_func=lambda t: f"{t} · {choices[t]}",
+        help="Every layer of every group: type to search",
+    )
     button_col.button(
-        "Add to stack",
+        "Add",
         key="add_layer",
         icon=":material/add:",
-        disabled=not layer_type,
         on_click=add_clicked,
         args=(layer_type,),
+        help="Add it to the stack on view (inside an open block: after the selected entry)",
         width="stretch",
     )
 
@@ -548,7 +563,7 @@ def layer_actions_ui(design: Design) -> str | None:
     """Pick an entry; move, duplicate, remove, wrap or unwrap it with buttons. Returns the selected entry's id."""
     entry_id = selected_layer(design)
     if entry_id is None:
-        st.info("The stack is empty: drag a layer from the palette, or pick one above and click Add to stack.")
+        st.info("The stack is empty: drag a layer from the palette, or pick one in Layer to add and click Add.")
         return None
     layer_picker_ui(design, entry_id)
     place = place_of(design, entry_id)

@@ -201,21 +201,21 @@ def test_forward_pass_fills_the_rendered_graph(page: Page):
 
 def test_url_round_trip(page: Page):
     open_app(page)
-    page.get_by_role("button", name="Add to stack").click()
-    wait_stack(page, [*SEED_STACK, "4 · Bilinear(10, 10, 10)"])
+    page.get_by_role("button", name="Add", exact=True).click()
+    wait_stack(page, [*SEED_STACK, "4 · Linear(10, 10)"])
     design = url_design(page)
-    assert [layer.type for layer in design.layers] == ["LazyLinear", "ReLU", "LazyLinear", "Bilinear"]
+    assert [layer.type for layer in design.layers] == ["LazyLinear", "ReLU", "LazyLinear", "Linear"]
     shared = page.url
 
     page.reload()
     wait_idle(page)
-    wait_stack(page, [*SEED_STACK, "4 · Bilinear(10, 10, 10)"])
+    wait_stack(page, [*SEED_STACK, "4 · Linear(10, 10)"])
 
     other = page.context.new_page()
     other.app_url = page.app_url  # type: ignore[attr-defined]
     other.goto(shared)
     wait_idle(other)
-    wait_stack(other, [*SEED_STACK, "4 · Bilinear(10, 10, 10)"])
+    wait_stack(other, [*SEED_STACK, "4 · Linear(10, 10)"])
     assert url_design(other) == design
     shot(other, "url-01-shared-link")
 
