@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from builder.design import Design, DesignError, find_entry
+from builder.design import Design, DesignError, file_stem, find_entry
 from builder.diagnose import Fix, LayerError
-from builder.edit import apply_fix
+from builder.edit import apply_fix, set_name
+from builder.export import class_name
 from builder.inference import Trace
 from builder.summary import format_shape
 from ui import block_inspector, frame, graph_view, inspector, results, review, stack, state, values
@@ -99,12 +100,48 @@ def status_ui(design: Design, trace: Trace | None) -> None:
         st.info("Shapes show as ? and lazy weights as <UninitializedParameter> until you run the forward pass.")
 
 
+def name_changed(key: str) -> None:
+    """Rename the design from its field (a resend of an older generation's field changes nothing)."""
+    if key != name_key():
+        return
+    errors = st.session_state.setdefault("field_errors", {})
+    try:
+        state.commit(set_name(state.current(), st.session_state[key]), from_field=True)
+    except DesignError as error:
+        errors[key] = str(error)
+        return
+    errors.pop(key, None)
+
+
+def name_key() -> str:
+    return f"design_name.{state.generation()}"
+
+
+def name_ui(design: Design) -> None:
+    """The design's name, which the export's file and class are named after."""
+    key = name_key()
+    st.text_input(
+        "Design name",
+        value=design.name,
+        key=key,
+        on_change=name_changed,
+        args=(key,),
+        help=f"Names what you export: {file_stem(design)}.py, class {class_name(design)}",
+    )
+    error = st.session_state.get("field_errors", {}).get(key)
+    if error:
+        st.caption(f":red[{plain(error)}]")
+
+
 def main() -> None:
     frame.start()
     stack.consume_drop()
     graph_view.consume_click(state.current())
     design = state.current()
-    st.title("Build a model")
+    title_col, name_col = st.columns([3, 1], vertical_alignment="bottom")
+    title_col.title("Build a model")
+    with name_col:
+        name_ui(design)
     st.caption("Drag layers into the stack, choose the input, then run a dummy forward pass to see every shape.")
     can_run = review.review_ui(design)
     inspector.input_ui(design)

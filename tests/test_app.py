@@ -374,6 +374,27 @@ def test_export_page_with_a_failing_design_still_exports():
     assert at.toggle(key="export_materialize").disabled
 
 
+def test_the_design_name_set_on_build_names_the_export(at):
+    name = next(w for w in at.text_input if w.key.startswith("design_name."))
+    assert name.value == "d2l-mlp"
+    name.set_value("LeNet 5").run()
+    assert design(at).name == "LeNet 5"
+    name = next(w for w in at.text_input if w.key.startswith("design_name."))
+    assert name.proto.help == "Names what you export: LeNet_5.py, class LeNet5"
+    at.switch_page("pages/export.py").run()
+    at.radio(key="export_style").set_value(ExportStyle.MODULE).run()
+    assert "class LeNet5(nn.Module):" in at.code[0].value
+    at.switch_page("app.py").run()
+    button(at, "Undo").click().run()
+    assert design(at).name == "d2l-mlp"
+
+
+def test_a_design_name_that_cannot_stand_is_refused_beside_the_field(at):
+    next(w for w in at.text_input if w.key.startswith("design_name.")).set_value("x" * 101).run()
+    assert design(at).name == "d2l-mlp"
+    assert any("at most 100" in c.value for c in at.caption)
+
+
 # ---------------------------------------------------------------- examples page
 
 
