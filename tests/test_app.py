@@ -410,6 +410,19 @@ def test_examples_load_in_one_click_and_undo():
     assert types(at) == SEED_TYPES
 
 
+def test_every_example_card_says_what_it_teaches_and_loads_into_build():
+    from builder.examples import list_examples
+
+    at = open_app(page="pages/examples.py")
+    shown_text = [shown([m]) for m in at.markdown]
+    for name in list_examples():
+        load = at.button(key=f"load.{name}")
+        assert (load.label, load.proto.icon) == ("Load into Build", ":material/file_open:")
+        [card] = [i for i, text in enumerate(shown_text) if text == f"**{name}**"]
+        teaches = shown_text[card + 1]
+        assert teaches != "A design to explore." and len(teaches) <= 110, f"{name}: one line on what it teaches"
+
+
 def test_save_button_offers_the_design_json(at):
     save = next(b for b in at.get("download_button") if b.proto.label == "Save design (JSON)")
     assert save.proto is not None
