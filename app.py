@@ -14,31 +14,37 @@ from builder.edit import apply_fix, set_name
 from builder.export import class_name
 from builder.inference import Trace
 from builder.summary import format_shape
-from ui import block_inspector, frame, graph_view, inspector, results, review, stack, state, values
+from ui import block_inspector, frame, graph_view, inspector, results, review, shortcuts, stack, state, values
 from ui.text import plain
 
 # ---------------------------------------------------------------- forward pass, graph, errors
 
 
 def run_controls_ui(can_run: bool) -> tuple[bool, bool]:
-    """The run button and its modes; returns (run clicked, animate layer by layer)."""
-    clicked = st.button(
-        "Run dummy forward pass",
-        key="run_forward",
-        type="primary",
-        icon=":material/play_arrow:",
-        disabled=not can_run,
-        help=None if can_run else "The design contains code: read it above and run it first.",
-    )
-    mode_col, live_col = st.columns([1, 1], vertical_alignment="center")
-    mode = mode_col.segmented_control(
-        "Show the run",
-        ["layer by layer", "instant"],
-        default="layer by layer",
-        key="animation",
-        label_visibility="collapsed",
-    )
-    live_col.toggle("Live: re-run after every edit", key="live")
+    """The run button, its modes and the shortcuts' help, in rows that wrap rather than cut a label; returns (run
+    clicked, animate layer by layer)."""
+    buttons = st.container(horizontal=True, vertical_alignment="center")
+    with buttons:
+        clicked = st.button(
+            "Run dummy forward pass",
+            key="run_forward",
+            type="primary",
+            icon=":material/play_arrow:",
+            disabled=not can_run,
+            help="Ctrl+Enter" if can_run else "The design contains code: read it above and run it first.",
+        )
+        shortcuts.help_ui()
+    modes = st.container(horizontal=True, vertical_alignment="center")
+    with modes:
+        mode = st.segmented_control(
+            "Show the run",
+            ["layer by layer", "instant"],
+            default="layer by layer",
+            key="animation",
+            label_visibility="collapsed",
+            width="content",
+        )
+        st.toggle("Live", key="live", help="Re-run the forward pass after every edit")
     return clicked, mode != "instant"
 
 

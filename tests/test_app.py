@@ -163,6 +163,16 @@ def test_the_flops_metric_says_what_it_counts(at):
     assert "matrix multiplications and convolutions" in flops.proto.help and "not counted" in flops.proto.help
 
 
+def test_the_shortcuts_listener_is_on_the_page_and_its_help_lists_every_shortcut(at):
+    from ui.shortcuts import SHORTCUTS
+
+    [listener] = at.get("html")
+    for shortcut in SHORTCUTS:
+        assert f'"button": "{shortcut.button}"' in listener.proto.body
+        assert at.button(key=shortcut.button), f"{shortcut.keys} clicks a button the page has"
+        assert f"| {shortcut.keys} | {shortcut.does} |" in "\n".join(m.value for m in at.markdown)
+
+
 def test_layer_by_layer_run_ends_with_the_full_graph(at):
     at.button(key="run_forward").click().run()
     assert not at.exception
