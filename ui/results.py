@@ -53,11 +53,9 @@ def built_trace(design: Design, trace: Trace) -> Trace | None:
         return None
 
 
-def table_ui(design: Design, trace: Trace, built: Trace | None) -> None:
-    """The per-layer table (every entry, however far the run got), its totals and its CSV."""
-    rows = layer_rows(design, trace, built)
+def table_ui(design: Design, rows: list[dict]) -> None:
+    """The per-layer table (every entry, however far the run got) and its CSV."""
     table = pd.DataFrame(rows)
-    totals_ui(trace, rows)
     st.dataframe(
         table,
         hide_index=True,
@@ -89,14 +87,16 @@ def lazy_ui(trace: Trace, built: Trace | None) -> None:
 
 
 def results_ui(design: Design, trace: Trace | None) -> None:
-    """The layer table and the lazy-parameters panel."""
+    """The totals, the layer table and the lazy-parameters panel."""
     if trace is None:
         return
     built = built_trace(design, trace)
+    rows = layer_rows(design, trace, built)
+    totals_ui(trace, rows)  # across the page: each figure has room at 1024 px
     table_col, lazy_col = st.columns([5, 4], gap="large")
     with table_col:
         st.subheader("Layers")
-        table_ui(design, trace, built)
+        table_ui(design, rows)
     with lazy_col:
         st.subheader("Lazy parameters")
         lazy_ui(trace, built)

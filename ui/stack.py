@@ -71,6 +71,7 @@ RUN = "selected_run"  # the ids of the selected run (neighbours in one stack), f
 NOTICE = "stack_notice"  # why the last drop or button was refused
 PICKER_HEIGHT = 240  # pixels: the layer buttons of a long stack scroll inside a box this tall...
 PICKER_SCROLL_AFTER = 16  # ...from this many entries on
+WRAP_THROUGH_WIDTH = 260  # pixels: the Wrap through box, so the wrap buttons beside it keep their whole labels
 BLOCK_HINTS: dict[BlockType, str] = {
     BlockType.SEQUENTIAL: "Layers in order, as one entry (repeat it N times in the inspector)",
     BlockType.RESIDUAL: "merge(shortcut(x), body(x)): a skip connection; add by default",
@@ -411,8 +412,8 @@ def add_ui(design: Design) -> None:
     """Click-to-add: pick any layer or block type (one list, searchable by typing) and add it to the stack on view."""
     choices = layer_choices(design)
     names = list(choices)
-    type_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-    layer_type = type_col.selectbox(
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    layer_type = row.selectbox(
         "Layer to add",
         names,
         index=names.index(ADD_DEFAULT) if ADD_DEFAULT in names else 0,
@@ -420,14 +421,13 @@ def add_ui(design: Design) -> None:
         format_func=lambda t: f"{t} · {choices[t]}",
         help="Every layer of every group: type to search",
     )
-    button_col.button(
+    row.button(
         "Add",
         key="add_layer",
         icon=":material/add:",
         on_click=add_clicked,
         args=(layer_type,),
         help="Add it to the stack on view (inside an open block: after the selected entry)",
-        width="stretch",
     )
 
 
@@ -568,36 +568,31 @@ def layer_actions_ui(design: Design) -> str | None:
     layer_picker_ui(design, entry_id)
     place = place_of(design, entry_id)
     siblings = stack_of(design, place.parent, place.stack)
-    up, down, copy, remove = st.columns(4)
-    up.button(
+    row = st.container(horizontal=True)  # wraps at narrow widths: no label is cut
+    row.button(
         "Up",
         key="move_up",
         icon=":material/arrow_upward:",
         disabled=place.index == 0,
         on_click=move_clicked,
         args=(entry_id, -1),
-        width="stretch",
     )
-    down.button(
+    row.button(
         "Down",
         key="move_down",
         icon=":material/arrow_downward:",
         disabled=place.index == len(siblings) - 1,
         on_click=move_clicked,
         args=(entry_id, 1),
-        width="stretch",
     )
-    copy.button(
+    row.button(
         "Duplicate",
         key="duplicate",
         icon=":material/content_copy:",
         on_click=duplicate_clicked,
         args=(entry_id,),
-        width="stretch",
     )
-    remove.button(
-        "Remove", key="remove", icon=":material/delete:", on_click=remove_clicked, args=(entry_id,), width="stretch"
-    )
+    row.button("Remove", key="remove", icon=":material/delete:", on_click=remove_clicked, args=(entry_id,))
     wrap_ui(design, entry_id, place, siblings)
     return entry_id
 
@@ -607,31 +602,31 @@ def wrap_ui(design: Design, entry_id: str, place: Place, siblings: tuple[Entry, 
     each, undoable. The run is shift-click on the board, or the Wrap through box."""
     run = current_run(design, entry_id)
     ids = [entry.id for entry in siblings]
-    through_col, *buttons, unwrap_col = st.columns([3, 2, 2, 2, 2], vertical_alignment="bottom")
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # wraps at narrow widths: no label is cut
     key = f"wrap_through.{entry_id}.{state.generation()}"
     end = run[-1] if run[-1] != entry_id else run[0]
-    through_col.selectbox(
+    row.selectbox(
         "Wrap through",
         ids,
         index=ids.index(end),
         key=key,
-        format_func=lambda i: plain(stack_label(ids.index(i), siblings[ids.index(i)])),
+        format_func=lambda i: stack_label(ids.index(i), siblings[ids.index(i)]),
         on_change=run_changed,
         args=(key, entry_id),
         help="The run of neighbours to wrap: from the selected entry through this one (or shift-click on the board)",
+        width=WRAP_THROUGH_WIDTH,
     )
     names = f"{len(run)} {'entry' if len(run) == 1 else 'entries'}"
-    for column, block_type in zip(buttons, BlockType, strict=True):
-        column.button(
+    for block_type in BlockType:
+        row.button(
             str(block_type),
             key=f"wrap.{block_type}",
             icon=":material/select_all:",
             on_click=wrap_clicked,
             args=(run, block_type),
             help=f"Wrap the selected {names} in a {block_type} block (Undo takes it back)",
-            width="stretch",
         )
-    unwrap_col.button(
+    row.button(
         "Unwrap",
         key="unwrap",
         icon=":material/unfold_more:",
@@ -639,7 +634,6 @@ def wrap_ui(design: Design, entry_id: str, place: Place, siblings: tuple[Entry, 
         args=(entry_id,),
         disabled=not can_unwrap(find_entry(design, entry_id).entry),
         help=unwrap_help(find_entry(design, entry_id).entry),
-        width="stretch",
     )
 
 
