@@ -14,7 +14,19 @@ from builder.edit import apply_fix, set_name
 from builder.export import class_name
 from builder.inference import Trace
 from builder.summary import format_shape
-from ui import block_inspector, frame, graph_view, inspector, results, review, shortcuts, stack, state, values
+from ui import (
+    block_inspector,
+    frame,
+    graph_view,
+    inspector,
+    results,
+    review,
+    second_input,
+    shortcuts,
+    stack,
+    state,
+    values,
+)
 from ui.text import plain
 
 # ---------------------------------------------------------------- forward pass, graph, errors
@@ -171,6 +183,7 @@ def main() -> None:
             status_ui(design, trace)
             error_ui(trace)
     results.results_ui(design, trace)
+    second_input.second_input_ui(design, trace)
     values.values_ui(design, trace, selected)
     frame.finish()
 

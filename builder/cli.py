@@ -74,11 +74,20 @@ def read_design(path: str, input_shape: tuple[int, ...] | None = None) -> Design
         raise CommandError(f"{path}: {error}") from None
 
 
-def trace_design(design: Design, trust: bool = False) -> Trace:
-    """The dummy forward pass; custom layers run in the sandbox worker unless ``trust``."""
+def trace_design(design: Design, trust: bool = False, then: tuple[int, ...] | None = None) -> Trace:
+    """The dummy forward pass; custom layers run in the sandbox worker unless ``trust``.
+
+    With ``then``, a second input of that shape runs through the modules the first pass built, and its trace is
+    returned (``builder.inference.infer_then``).
+    """
     from builder.design import DesignError
 
     try:
+        if then is not None:
+            from builder.inference import infer_then
+            from builder.run import analyze_then
+
+            return infer_then(design, then)[1] if trust else analyze_then(design, then)
         if trust:
             from builder.inference import infer_shapes
 
@@ -113,17 +122,23 @@ def _emit(text: str, output: str | None) -> None:
 def run_summary(args: argparse.Namespace) -> int:
     """`summary`: the layer table, or the trace as JSON."""
     design = read_design(args.design, args.input_shape)
-    trace = trace_design(design, args.trust)
+    then = args.then_input_shape
+    trace = trace_design(design, args.trust, then)
+    first = {"first_input_shape": list(design.input.shape)} if then is not None else {}
     if args.json:
         import json
 
         from builder.summary import summary_json
 
-        _emit(json.dumps(summary_json(design, trace), indent=2), None)
+        _emit(json.dumps(summary_json(design, trace) | first, indent=2), None)
     else:
-        from builder.summary import format_summary
+        from builder.summary import format_shape, format_summary
 
-        _emit(format_summary(trace, show_error=False, design=design, depth=args.depth), None)
+        table = format_summary(trace, show_error=False, design=design, depth=args.depth)
+        if then is not None:
+            built_by = format_shape(design.input.shape)
+            table = f"Second input, through the model the first input {built_by} built:\n{table}"
+        _emit(table, None)
     return _report(trace)
 
 
@@ -224,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     register_import_command(commands)  # `import FILE.py`: reads code into a design (builder.cli_import)
     register_doctor_command(commands)  # `doctor`: what this machine offers (builder.doctor)
     sub["summary"].add_argument("--json", action="store_true", help="print the trace as JSON")
+    sub["summary"].add_argument(
+        "--then-input-shape",
+        type=input_shape_arg,
+        metavar="SHAPE",
+        help="after the forward pass, feed a second input of this shape through the same, now built model",
+    )
     sub["summary"].add_argument(
         "--depth", type=depth_arg, metavar="N", help="levels of blocks to show (1: top-level entries only)"
     )

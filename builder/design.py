@@ -170,6 +170,8 @@ class Merge(StrEnum):
 
 DEFAULT_DIM = 1  # a concat's dimension unless the block says otherwise (the channels of (N, C, ...))
 BLOCK_TYPES: frozenset[str] = frozenset(BlockType)
+SHARED = "Shared"  # the entry that reuses an earlier layer's module (parameter tying)
+FORMAT2_KINDS: frozenset[str] = BLOCK_TYPES | {SHARED}  # entry types format 2 gives a meaning of its own
 
 
 class Stack(NamedTuple):
@@ -216,6 +218,22 @@ class BlockSpec(BaseModel):
     def with_stacks(self, entries: list[tuple[Entry, ...]]) -> BlockSpec:
         """The block with these entries in its stacks (in the order of ``stacks()``)."""
         raise NotImplementedError
+
+
+class SharedSpec(BaseModel):
+    """The same module as an earlier layer, used once more here: ``{"type": "Shared", "of": "layer-3"}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["Shared"] = SHARED
+    of: str
+    id: str = ""
+    label: str = ""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """No arguments of its own: they are the shared layer's."""
+        return {}
 
 
 class SequentialBlock(BlockSpec):
@@ -268,10 +286,10 @@ _READING_V1: contextvars.ContextVar[bool] = contextvars.ContextVar("reading_v1",
 
 def _entry_kind(value: Any) -> str:
     """Which model reads an entry: a block type's name for a block, else "layer"."""
-    if isinstance(value, BlockSpec):
+    if isinstance(value, BlockSpec | SharedSpec):
         return value.type
     kind = value.get("type") if isinstance(value, dict) else None
-    if isinstance(kind, str) and kind in BLOCK_TYPES and not _READING_V1.get():
+    if isinstance(kind, str) and kind in FORMAT2_KINDS and not _READING_V1.get():
         return kind
     return "layer"
 
@@ -279,13 +297,14 @@ def _entry_kind(value: Any) -> str:
 Entry = Annotated[
     Union[  # noqa: UP007 (pydantic needs Union here: each member carries its own Tag)
         Annotated[LayerSpec, Tag("layer")],
+        Annotated[SharedSpec, Tag(SHARED)],
         Annotated[SequentialBlock, Tag(BlockType.SEQUENTIAL)],
         Annotated[ResidualBlock, Tag(BlockType.RESIDUAL)],
         Annotated[ParallelBlock, Tag(BlockType.PARALLEL)],
     ],
     Discriminator(_entry_kind),
 ]
-ENTRY_TAGS: frozenset[str] = frozenset({"layer", *BLOCK_TYPES})  # pydantic names these in error locations
+ENTRY_TAGS: frozenset[str] = frozenset({"layer", *FORMAT2_KINDS})  # pydantic names these in error locations
 for _model in (SequentialBlock, ResidualBlock, ParallelBlock):
     _model.model_rebuild()
 
@@ -293,6 +312,25 @@ for _model in (SequentialBlock, ResidualBlock, ParallelBlock):
 def is_block(entry: object) -> bool:
     """Whether a stack entry is a block (else it is a layer)."""
     return isinstance(entry, BlockSpec)
+
+
+def is_shared(entry: object) -> bool:
+    """Whether a stack entry reuses an earlier layer's module (a ``Shared`` entry)."""
+    return isinstance(entry, SharedSpec)
+
+
+def has_shared(design: Design) -> bool:
+    """Whether any entry reuses another's module (then the design needs format 2)."""
+    return any(is_shared(located.entry) for located in walk(design.layers))
+
+
+def shared_targets(design: Design) -> dict[str, list[str]]:
+    """The ids of the layers other entries share, each with the ids of the Shared entries using it, in order."""
+    targets: dict[str, list[str]] = {}
+    for located in walk(design.layers):
+        if is_shared(located.entry):
+            targets.setdefault(located.entry.of, []).append(located.entry.id)
+    return targets
 
 
 def block_merge(block: BlockSpec) -> Merge | None:
@@ -356,7 +394,7 @@ def has_blocks(design: Design) -> bool:
 
 def format_version(design: Design) -> int:
     """The format a file of this design is written in: the lowest that holds it, at least the one it was read in."""
-    return max(design.version, BLOCKS_VERSION if has_blocks(design) else 1)
+    return max(design.version, BLOCKS_VERSION if has_blocks(design) or has_shared(design) else 1)
 
 
 def find_entry(design: Design, entry_id: str) -> Located | None:
@@ -874,10 +912,11 @@ def validate_block(located: Located) -> None:
 def _check_block_names(design: Design) -> None:
     """Format 2 names blocks Sequential, Residual and Parallel: custom layers and their code cannot take these."""
     for index, spec in enumerate(design.custom_layers):
-        if spec.name in BLOCK_TYPES:
+        if spec.name in FORMAT2_KINDS:
+            what = "an entry type" if spec.name == SHARED else "a block"
             raise DesignError(
-                f"custom_layers[{index}] ({spec.name}): '{spec.name}' is a block in design format 2 (the design "
-                f"has blocks); rename the custom layer"
+                f"custom_layers[{index}] ({spec.name}): '{spec.name}' is {what} in design format 2 (the design "
+                f"has blocks or shared layers); rename the custom layer"
             )
         taken = sorted(set(source_bindings(spec.source)) & BLOCK_EXPORT_NAMES)
         if taken:
@@ -885,6 +924,37 @@ def _check_block_names(design: Design) -> None:
                 f"custom_layers[{index}] ({spec.name}): its code defines '{taken[0]}', a name the exported file of "
                 f"a design with blocks needs; rename it"
             )
+
+
+def _shared_problem(design: Design, located: Located) -> str | None:
+    """Why a Shared entry cannot reuse the layer it names, or None."""
+    of = located.entry.of
+    if located.depth:
+        return "a Shared entry stands at the top level of the stack; move it out of its block"
+    if not isinstance(of, str) or not of:
+        return "'of' must name the id of an earlier layer of the stack, such as \"layer-3\""
+    target = find_entry(design, of)
+    if target is None:
+        ids = [entry.id for entry in design.layers[: located.index] if not is_block(entry) and not is_shared(entry)]
+        hint = _suggest(of, ids) or "; name a layer before it"
+        return f"'of' names {_quoted(of)}, which is no layer of the design{hint}, or remove this Shared entry"
+    if target.depth:
+        return f"'of' names {_quoted(of)}, which stands inside a block; share a layer of the top-level stack"
+    if is_block(target.entry):
+        return f"'of' names {_quoted(of)}, a {target.entry.type} block; share a layer, not a block"
+    if is_shared(target.entry):
+        return f"'of' names {_quoted(of)}, itself a Shared entry; name the layer it shares, {_quoted(target.entry.of)}"
+    if target.index >= located.index:
+        return f"'of' names {_quoted(of)}, which comes after it; a Shared entry reuses an earlier layer"
+    return None
+
+
+def validate_shared(design: Design, located: Located) -> None:
+    """Refuse a Shared entry whose ``of`` is not an earlier top-level layer, naming its place and the fix."""
+    _check_entry_strings(located.label, located.entry)
+    problem = _shared_problem(design, located)
+    if problem:
+        raise DesignError(f"{located.label}: {problem}")
 
 
 COUNTED: dict[str, str] = {"layers": "layers", "custom_layers": "custom layers"}
@@ -929,12 +999,14 @@ def validate_design(design: Design) -> Design:
     for index, spec in enumerate(design.custom_layers):
         _check_custom_layer(index, spec)
     _check_bindings(design.custom_layers)
-    if has_blocks(design):
+    if has_blocks(design) or has_shared(design):
         _check_block_names(design)
     by_name = {spec.name: spec for spec in design.custom_layers}
     for located in walk(design.layers):
         if is_block(located.entry):
             validate_block(located)
+        elif is_shared(located.entry):
+            validate_shared(design, located)
         else:
             validate_layer(located.index, located.entry, by_name, located.label)
     runs = run_count(design.layers)
@@ -1027,7 +1099,7 @@ def _raw_custom_names(data: dict[str, Any]) -> set[str]:
 def _read_version(data: dict[str, Any]) -> int:
     """The file's format; without a "version", format 2 unless a custom layer takes a block's name (format 1)."""
     if "version" not in data:
-        return 1 if _raw_custom_names(data) & BLOCK_TYPES else FORMAT_VERSION
+        return 1 if _raw_custom_names(data) & FORMAT2_KINDS else FORMAT_VERSION
     version = data["version"]
     if isinstance(version, bool) or not _is_int(version) or version not in FORMAT_VERSIONS:
         formats = " and ".join(map(str, FORMAT_VERSIONS))
@@ -1041,9 +1113,10 @@ def _check_v1_entries(data: dict[str, Any]) -> None:
     layers = data.get("layers")
     for index, entry in enumerate(layers if isinstance(layers, list) else []):
         kind = entry.get("type") if isinstance(entry, dict) else None
-        if isinstance(kind, str) and kind in BLOCK_TYPES and kind not in names:
+        if isinstance(kind, str) and kind in FORMAT2_KINDS and kind not in names:
+            what = "shared layers" if kind == SHARED else "blocks"
             raise DesignError(
-                f'layers[{index}] ({kind}): blocks need design format 2; set "version": 2 at the top of the file'
+                f'layers[{index}] ({kind}): {what} need design format 2; set "version": 2 at the top of the file'
             )
 
 
@@ -1089,7 +1162,7 @@ def load_design(text: str) -> Design:
     return design_from_dict(data)
 
 
-def _layer_json(layer: LayerSpec) -> dict[str, Any]:
+def _layer_json(layer: LayerSpec | SharedSpec) -> dict[str, Any]:
     data = layer.model_dump(mode="json")
     if not data["label"]:
         del data["label"]

@@ -176,6 +176,7 @@ def _sequential(design: Design, writer: CodeWriter) -> str:
     return (
         "def build_model() -> nn.Module:\n"
         f'    """Build the {_title(design)} model."""\n'
+        f"{writer.shared_assigns()}"
         f"    model = nn.Sequential(\n{unmarked(items)}    )\n"
         f"    return {_returned('model', design)}\n"
     )

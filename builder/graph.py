@@ -31,11 +31,11 @@ import graphviz
 
 from builder.blocks.merge import merge_label
 from builder.catalog import catalog
-from builder.design import block_dim, block_merge, design_path, is_block
+from builder.design import block_dim, block_merge, design_path, is_block, is_shared, shared_targets
 from builder.summary import UNKNOWN, format_shape
 
 if TYPE_CHECKING:
-    from builder.design import BlockSpec, Design, Entry, LayerSpec
+    from builder.design import BlockSpec, Design, Entry, LayerSpec, SharedSpec
     from builder.inference import LayerTrace, Trace
 
 INPUT_ID = "_input"  # layer nodes are "layer-N"; the underscore keeps these apart
@@ -77,6 +77,12 @@ CLUSTER_ATTRS: dict[str, str] = {
 FAILED_CLUSTER: dict[str, str] = {"color": "#d32f2f", "fontcolor": "#b71c1c"}
 FORK_ATTRS: dict[str, str] = {"shape": "point", "width": "0.08", "color": "#555555"}
 MERGE_ATTRS: dict[str, str] = {"shape": "ellipse", "style": "filled", "fillcolor": "#ede7f6", "color": "#7e57c2"}
+# A shared layer and every entry reusing it get one fill of these (in the order the design first shares them), and
+# a dashed edge joins the layer to each reuse.
+TIE_FILLS: tuple[str, ...] = ("#fff3c4", "#d7f5e3", "#fde2ef", "#dff4fb", "#efe3ff", "#ffe4d1")
+TIE_EDGE: dict[str, str] = {
+    "style": "dashed", "color": "#8d6e00", "fontcolor": "#8d6e00", "constraint": "false", "arrowhead": "none",
+}  # fmt: skip
 COLLAPSED_ATTRS: dict[str, str] = {"color": "#7e57c2", "fillcolor": "#ede7f6", "peripheries": "2"}
 MAX_TEXT = 300  # characters of any one text shown in a node
 
@@ -186,8 +192,9 @@ def _failure_lines(trace: Trace | None, attrs: dict[str, str]) -> list[str]:
 
 
 def _layer_node(
-    graph: graphviz.Digraph, node: str, spec: LayerSpec, layer: LayerTrace | None, state: NodeState, trace: Trace | None
-) -> None:
+    graph: graphviz.Digraph, node: str, spec: LayerSpec, layer: LayerTrace | None, state: NodeState,
+    trace: Trace | None, fill: str | None = None,
+) -> None:  # fmt: skip
     custom = catalog().get(spec.type) is None
     lines = _title(spec) + ([CUSTOM_LINE] if custom else []) + _trace_lines(layer)
     attrs = dict(STATE_ATTRS[state])
@@ -196,10 +203,41 @@ def _layer_node(
         attrs.update(CUSTOM_ATTRS)
     if lazy and state is NodeState.BUILT:
         attrs.update(LAZY_ATTRS)
+    if fill is not None and state is NodeState.BUILT:
+        attrs["fillcolor"] = fill
     if state is NodeState.FAILED:
         lines += _failure_lines(trace, attrs)
     attrs["style"] = "rounded,dashed,filled" if lazy else "rounded,filled"
     graph.node(node, label=_label(lines), **attrs)
+
+
+def _shared_lines(entry: SharedSpec, target: LayerSpec | None, layer: LayerTrace | None) -> list[str]:
+    """A Shared entry's label: what it reuses, the layer's call, and that its parameters are counted there."""
+    lines = [entry.label] if entry.label else []
+    lines.append(f"shares {entry.of}")
+    if target is not None:
+        lines += _title(target.model_copy(update={"label": ""}))
+    if layer is not None and layer.output_shape is not None:
+        lines.append("same module: parameters counted once")
+    return lines
+
+
+def _tie_fills(design: Design) -> dict[str, str]:
+    """The fill of each shared layer and of every entry reusing it, by id."""
+    fills = {}
+    for position, (layer_id, users) in enumerate(shared_targets(design).items()):
+        colour = TIE_FILLS[position % len(TIE_FILLS)]
+        fills |= {entry_id: colour for entry_id in (layer_id, *users)}
+    return fills
+
+
+def _tie_edges(graph: graphviz.Digraph, design: Design) -> None:
+    """A dashed edge from each shared layer to each entry reusing it (top-level entries: nodes by position)."""
+    index = {entry.id: position for position, entry in enumerate(design.layers)}
+    for layer_id, users in shared_targets(design).items():
+        for user in users:
+            if layer_id in index and user in index:
+                graph.edge(node_id(index[layer_id]), node_id(index[user]), label=_text("same module"), **TIE_EDGE)
 
 
 def _shape_of(layer: LayerTrace | None, trace: Trace | None) -> str:
@@ -234,6 +272,8 @@ class _Drawer:
     collapse: frozenset[str]
     records: dict[str, LayerTrace] = field(default_factory=dict)
     edges: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    fills: dict[str, str] = field(default_factory=dict)  # tied layers' fills by id
+    layers: dict[str, LayerSpec] = field(default_factory=dict)  # the top-level layers by id (what Shared names)
 
     def state(self, entry: Entry, path: str, record: LayerTrace | None) -> NodeState:
         """How far an entry inside a block got (a repeated block is drawn once: any copy's failure counts)."""
@@ -269,10 +309,24 @@ class _Drawer:
             return self.block(graph, entry, node, path, index, start, level, state)
         if is_block(entry):
             self.collapsed_node(graph, node, entry, record, state)
+        elif is_shared(entry):
+            self.shared_node(graph, node, entry, record, state)
         else:
-            _layer_node(graph, node, entry, record, state, self.trace)
+            _layer_node(graph, node, entry, record, state, self.trace, self.fills.get(entry.id))
         self.edge(start, node)
         return _End(node, _shape_of(record, self.trace), state is NodeState.BUILT)
+
+    def shared_node(
+        self, graph: graphviz.Digraph, node: str, entry: SharedSpec, record: LayerTrace | None, state: NodeState
+    ) -> None:
+        """A Shared entry: the layer it reuses, in that layer's fill."""
+        lines = _shared_lines(entry, self.layers.get(entry.of), record)
+        attrs = dict(STATE_ATTRS[state])
+        if state is NodeState.BUILT and entry.id in self.fills:
+            attrs["fillcolor"] = self.fills[entry.id]
+        if state is NodeState.FAILED:
+            lines += _failure_lines(self.trace, attrs)
+        graph.node(node, label=_label(lines), style="rounded,filled", **attrs)
 
     def collapsed(self, block: BlockSpec, level: int) -> bool:
         return block.id in self.collapse or (self.depth is not None and level >= self.depth)
@@ -351,6 +405,8 @@ def render_graph(
     dtype = design.input.dtype
     graph.node(INPUT_ID, label=_label(["input", f"{format_shape(design.input.shape)} {dtype}"]), **IO_ATTRS)
     drawer = _Drawer(trace, depth, frozenset(collapse), trace.records() if trace else {})
+    drawer.fills = _tie_fills(design)
+    drawer.layers = {entry.id: entry for entry in design.layers if not is_block(entry) and not is_shared(entry)}
     end = _End(INPUT_ID, format_shape(design.input.shape), True)
     for index, spec in enumerate(design.layers):
         end = drawer.entry(graph, spec, node_id(index), spec.id, index, end, 1, _state(index, trace))
@@ -358,6 +414,7 @@ def render_graph(
     output = end.shape if end.reached and trace is not None and trace.ok else UNKNOWN
     graph.node(OUTPUT_ID, label=_label(["output", output]), **IO_ATTRS)
     graph.edge(end.node, OUTPUT_ID, label=_text(output), **({} if end.reached else UNREACHED_EDGE))
+    _tie_edges(graph, design)
     return graph
 
 

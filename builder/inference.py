@@ -37,14 +37,19 @@ from builder.design import (
     Entry,
     LayerSpec,
     ResidualBlock,
+    SharedSpec,
     Stack,
     block_dim,
     block_merge,
+    has_shared,
     is_block,
+    is_shared,
+    shape_problem,
     validate_design,
     walk,
 )
 from builder.diagnose import LayerError, MergeInput, diagnose_build, diagnose_merge, diagnose_run, precheck
+from builder.reuse import diagnose_again, diagnose_tied
 
 Shape = tuple[int, ...]
 UNINITIALIZED = "<UninitializedParameter>"
@@ -93,6 +98,7 @@ class LayerTrace:
     device: str = "meta"
     notes: tuple[str, ...] = ()
     path: str = ""  # inside a block: "layer-5/body/2" (copies "layer-5#2/..."); "" for a top-level entry
+    shares: str = ""  # a Shared entry: the id of the layer whose module (and parameter count) it reuses
 
     @property
     def lazy(self) -> bool:
@@ -102,6 +108,13 @@ class LayerTrace:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (a row of the CLI's --json); ``path`` only inside a block."""
         return _layer_dict(self) | ({"path": self.path} if self.path else {})
+
+    @property
+    def formula(self) -> str:
+        """The table's parameter formula (``256 x 20 + 256 = 5,376``); a Shared entry's count is at its layer."""
+        from builder.formulas import table_formula
+
+        return f"counted once, at {self.shares}" if self.shares else table_formula(self)
 
 
 @dataclass(frozen=True)
@@ -179,6 +192,7 @@ def _layer_dict(t: LayerTrace) -> dict[str, Any]:
         "input_shape": list(t.input_shape) if t.input_shape else None,
         "output_shape": list(t.output_shape) if t.output_shape else None,
         "params": t.params,
+        "formula": t.formula,
         "param_shapes": {p.name: list(p.shape) if p.shape else None for p in t.params_after},
         "inferred": dict(t.inferred),
         "flops": t.flops,
@@ -424,6 +438,8 @@ class _Inspector:
     def entry(self, index: int, entry: Entry, path: str) -> LayerTrace:
         if is_block(entry):
             return self.block(index, entry, path)
+        if is_shared(entry):
+            return LayerTrace(index, entry.id, entry.type, notes=(shared_note(self.design, entry),), shares=entry.of)
         try:
             module = build_layer(entry, self.custom, "meta", self.design.input.dtype)
         except Exception as error:
@@ -471,11 +487,12 @@ def _trace(
 
 
 def _step(
-    index: int, spec: LayerSpec, custom: Mapping[str, type[nn.Module]], design: Design, x: torch.Tensor
-) -> tuple[LayerError | None, _Step | None, tuple[ParamInfo, ...]]:
-    """Build and run one layer: (failure, step, parameters before the run)."""
+    index: int, spec: LayerSpec, custom: Mapping[str, type[nn.Module]], design: Design, x: torch.Tensor,
+    module: nn.Module | None = None,
+) -> tuple[LayerError | None, _Step | None, tuple[ParamInfo, ...]]:  # fmt: skip
+    """Build (unless ``module`` is given) and run one layer: (failure, step, parameters before the run)."""
     try:
-        module = build_layer(spec, custom, "meta", design.input.dtype)
+        module = build_layer(spec, custom, "meta", design.input.dtype) if module is None else module
     except Exception as error:
         return diagnose_build(index, spec, error), None, ()
     before = param_state(module)
@@ -486,6 +503,13 @@ def _step(
         return None, _run_layer(spec, custom, design, module, x), before
     except Exception as error:
         return diagnose_run(index, spec, tuple(x.shape), x.dtype, error), None, before
+
+
+def shared_note(design: Design, entry: SharedSpec) -> str:
+    """The table's note on a Shared entry: ``shares layer-3 (LazyLinear): its parameters are counted there``."""
+    target = next((spec for spec in design.layers if spec.id == entry.of), None)
+    kind = f" ({target.type})" if target is not None else ""
+    return f"shares {entry.of}{kind}: the same module, its parameters counted once there"
 
 
 def _repeat_key(spec: LayerSpec, x: torch.Tensor) -> tuple | None:
@@ -504,30 +528,74 @@ class _Tracer:
     """One dummy forward pass through a tree of entries: the inner records, and the layers already traced.
 
     Built-in layers with the same arguments on the same input are traced once a run (``_repeat_key``), so the
-    copies of a repeated block, and the identical blocks of a deep network, cost a lookup each.
+    copies of a repeated block, and the identical blocks of a deep network, cost a lookup each. A tracer that
+    keeps its modules (``keep``: a design with shared layers, or a model fed a second input) builds every layer
+    and holds each module by its trace path; ``first`` holds an earlier run's modules and records, so this run
+    feeds them another input instead of building new ones.
     """
 
     design: Design
     custom: Mapping[str, type[nn.Module]]
     inner: list[LayerTrace] = field(default_factory=list)
     seen: dict[tuple, tuple[LayerTrace, torch.Tensor]] = field(default_factory=dict)
+    keep: bool = False
+    modules: dict[str, nn.Module] = field(default_factory=dict)
+    records: dict[str, LayerTrace] = field(default_factory=dict)  # what each module did at its first run
+    first: _Tracer | None = None
 
     def entry(self, index: int, entry: Entry, x: torch.Tensor, path: str) -> tuple[LayerTrace, torch.Tensor]:
         """Run one entry on ``x``: its record and output. ``path`` is its trace path (its id at the top level)."""
         if is_block(entry):
             return self.block(index, entry, x, path)
+        if is_shared(entry):
+            return self.shared(index, entry, x)
         inner_path = path if "/" in path else ""
-        key = _repeat_key(entry, x)
+        key = None if self.keep else _repeat_key(entry, x)
         if key in self.seen:
             trace, out = self.seen[key]
             return replace(trace, index=index, id=entry.id, path=inner_path), out
-        failure, step, before = _step(index, entry, self.custom, self.design, x)
+        failure, step, before = _step(index, entry, self.custom, self.design, x, self.module_of(path))
         if failure is not None:
-            raise _Stop(replace(failure, path=inner_path))
+            raise _Stop(replace(self.again(index, entry, path, x, failure), path=inner_path))
         record = replace(_trace_layer(index, entry, x, step, before), path=inner_path)
         if key is not None:
             self.seen[key] = record, step.out
+        if self.keep:
+            self.modules[path] = step.module
+            self.records.setdefault(path, record)
         return record, step.out
+
+    def module_of(self, path: str) -> nn.Module | None:
+        """The module an earlier run built at ``path`` (a second input reuses it), or None to build one."""
+        return self.first.modules.get(path) if self.first is not None else None
+
+    def again(self, index: int, spec: LayerSpec, path: str, x: torch.Tensor, failure: LayerError) -> LayerError:
+        """A failure of a module that ran before on another input: a lazy layer explains what it inferred then."""
+        earlier = self.first.records.get(path) if self.first is not None else None
+        if earlier is None or earlier.input_shape is None or failure.stage == "build":
+            return failure
+        error = RuntimeError(failure.torch_message or failure.problem)
+        shapes = earlier.input_shape, tuple(x.shape)
+        return diagnose_again(index, spec, *shapes, earlier.inferred, x.dtype, error)
+
+    def shared(self, index: int, entry: SharedSpec, x: torch.Tensor) -> tuple[LayerTrace, torch.Tensor]:
+        """Run the module of the layer ``entry.of`` again: its parameters are counted once, at that layer."""
+        target = next(spec for spec in self.design.layers if spec.id == entry.of)
+        module, first = self.modules[entry.of], self.records[entry.of]
+        try:
+            out, flops = _forward(module, call_style(target.type, target.params), x, counts_flops(target.type))
+        except Exception as error:
+            if first.input_shape == tuple(x.shape) or needs_values(error):
+                failure = diagnose_run(index, target, tuple(x.shape), x.dtype, error)
+                raise _Stop(replace(failure, layer_id=entry.id)) from None
+            shapes = first.input_shape, tuple(x.shape)
+            raise _Stop(diagnose_tied(index, entry, target, *shapes, first.inferred)) from None
+        record = LayerTrace(
+            index, entry.id, entry.type, tuple(x.shape), tuple(out.shape), flops=flops,
+            activation_bytes=out.numel() * out.element_size(),
+            notes=(shared_note(self.design, entry),), shares=entry.of,
+        )  # fmt: skip
+        return record, out
 
     def block(self, index: int, block: BlockSpec, x: torch.Tensor, path: str) -> tuple[LayerTrace, torch.Tensor]:
         """Run every copy of a block in a row; its record totals them."""
@@ -598,9 +666,12 @@ def infer_shapes(design: Design, custom: Mapping[str, type[nn.Module]] | None = 
     if not design.layers:
         raise DesignError("layers: the design has no layers; add at least one layer to the stack")
     custom = resolve_custom(design) if custom is None else custom
-    tracer = _Tracer(design, custom)
-    x = dummy_input(design, "meta")
-    layers: list[LayerTrace] = []
+    return _run_pass(_Tracer(design, custom, keep=has_shared(design)), dummy_input(design, "meta"))
+
+
+def _run_pass(tracer: _Tracer, x: torch.Tensor) -> Trace:
+    """Feed ``x`` through the design's entries with this tracer: the trace of the pass."""
+    design, layers = tracer.design, []
     for index, spec in enumerate(design.layers):
         try:
             record, x = tracer.entry(index, spec, x, spec.id)
@@ -608,3 +679,39 @@ def infer_shapes(design: Design, custom: Mapping[str, type[nn.Module]] | None = 
             return _trace(design, layers, stop.error, tracer.inner)
         layers.append(replace(record, path=""))
     return _trace(design, layers, None, tracer.inner)
+
+
+def infer_then(
+    design: Design, then_shape: Shape, custom: Mapping[str, type[nn.Module]] | None = None
+) -> tuple[Trace, Trace]:
+    """Trace the design's input, then feed a second input of ``then_shape`` through the same, now built modules.
+
+    The book's lesson on lazy initialization: a lazy layer infers its sizes at its first forward pass and keeps
+    them, so a second input of another size fails there (``diagnose_again`` says so); a fresh pass infers again.
+
+    Args:
+        design: a validated design with at least one entry.
+        then_shape: the second input's shape (the design's dtype); checked as ``input.shape`` is.
+        custom: classes for the design's custom layers; defined from their sources when not given.
+
+    Returns:
+        (the first trace, the second trace); the second is empty with the first's error when the first failed.
+        The second trace's ``input_shape`` is ``then_shape``.
+
+    Raises:
+        DesignError: the design is invalid, has no layers, or ``then_shape`` is not a valid input shape.
+    """
+    validate_design(design)
+    problem = shape_problem(then_shape)
+    if problem:
+        raise DesignError(f"the second input's shape: {problem}")
+    if not design.layers:
+        raise DesignError("layers: the design has no layers; add at least one layer to the stack")
+    custom = resolve_custom(design) if custom is None else custom
+    first = _Tracer(design, custom, keep=True)
+    first_trace = _run_pass(first, dummy_input(design, "meta"))
+    second_design = design.model_copy(update={"input": design.input.model_copy(update={"shape": tuple(then_shape)})})
+    if not first_trace.ok:
+        return first_trace, replace(_trace(second_design, [], first_trace.error, []), ran=False)
+    second = _Tracer(second_design, custom, keep=True, first=first)
+    return first_trace, _run_pass(second, dummy_input(second_design, "meta"))

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from builder.catalog import catalog
-from builder.design import Entry, LayerSpec, is_block, walk
+from builder.design import Entry, LayerSpec, is_block, is_shared, walk
 from builder.graph import key_args
 from builder.summary import LAZY_NOTE, format_shape
 
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from builder.design import Design
     from builder.inference import LayerTrace, ParamInfo, Trace
 
-COLUMNS: tuple[str, ...] = ("#", "layer", "input shape", "output shape", "params", "FLOPs", "status", "notes")
+COLUMNS: tuple[str, ...] = (
+    "#", "layer", "input shape", "output shape", "params", "formula", "FLOPs", "status", "notes",
+)  # fmt: skip
 
 
 class Status(StrEnum):
@@ -59,6 +61,8 @@ def call_args(spec: LayerSpec) -> str:
 def entry_text(entry: Entry) -> str:
     """An entry as the stack and the table name it: ``Conv2d(1, 6, 5, padding=2)``, ``Residual block "res1" x2
     (3 entries)``."""
+    if is_shared(entry):
+        return f"shares {entry.of}"
     if is_block(entry):
         inside = sum(1 for _ in walk((entry,))) - 1
         label = f' "{entry.label}"' if entry.label else ""
@@ -111,6 +115,7 @@ def _row(index: int, entry: Entry, record: LayerTrace | None, status: Status, tr
         format_shape(record.input_shape if record is not None and reached else None),
         format_shape(record.output_shape if record is not None and reached else None),
         record.params if known else None,
+        record.formula if known else None,
         record.flops if record is not None and status is Status.RAN else None,
         str(status),
         "; ".join(notes),

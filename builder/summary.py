@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from builder.design import BlockSpec, Design, Entry
     from builder.inference import LayerTrace, Trace
 
-COLUMNS: tuple[str, ...] = ("#", "layer", "type", "input shape", "output shape", "params", "FLOPs", "notes")
+COLUMNS: tuple[str, ...] = (
+    "#", "layer", "type", "input shape", "output shape", "params", "formula", "FLOPs", "notes",
+)  # fmt: skip
 NUMERIC: frozenset[str] = frozenset({"#", "params", "FLOPs"})  # right-aligned, thousands separators
 UNKNOWN = "?"
 MAX_WIDTH = 100  # the rules and the wrapped error never grow past this
@@ -47,6 +49,7 @@ def summary_rows(trace: Trace) -> list[dict[str, Any]]:
             format_shape(layer.input_shape),
             format_shape(layer.output_shape),
             layer.params,
+            layer.formula,
             layer.flops,
             "; ".join(notes),
         )
@@ -76,6 +79,7 @@ def _row(number: int | None, name: str, kind: str, record: LayerTrace | None, no
         format_shape(record.input_shape if record else None),
         format_shape(record.output_shape if record else None),
         record.params if record else None,
+        record.formula if record else None,
         record.flops if record else None,
         "; ".join(notes),
     )

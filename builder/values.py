@@ -39,6 +39,7 @@ from builder.design import (
     block_dim,
     block_merge,
     is_block,
+    is_shared,
 )
 from builder.inference import TORCH_DTYPES, Trace, build_layer, infer_shapes, inferred_sizes, token_range
 
@@ -376,15 +377,19 @@ class _Runner:
     design: Design
     classes: Mapping[str, type[nn.Module]]
     layers: list[LayerValues] = field(default_factory=list)
+    modules: dict[str, nn.Module] = field(default_factory=dict)  # by path (a top-level layer's is its id): for Shared
 
     def entry(self, index: int, entry: Entry, x: torch.Tensor, path: str) -> torch.Tensor:
         if is_block(entry):
             return self.block(index, entry, x, path)
         inner = path if "/" in path else ""
+        spec = next(e for e in self.design.layers if e.id == entry.of) if is_shared(entry) else entry
         try:
-            module = build_layer(entry, self.classes, "cpu", self.design.input.dtype)
+            module = self.modules.get(spec.id) if spec is not entry else None
+            if module is None:
+                module = self.modules[path] = build_layer(spec, self.classes, "cpu", self.design.input.dtype)
             with torch.no_grad():
-                out = call_layer(module, call_style(entry.type, entry.params), x)
+                out = call_layer(module, call_style(spec.type, spec.params), x)
             if not isinstance(out, torch.Tensor):
                 raise TypeError(f"returned {type(out).__name__}, but a layer in a stack must return one tensor")
         except Exception as error:

@@ -16,6 +16,7 @@ TEACHES: dict[str, str] = {
     "alexnet": "Lazy convolutions infer their input channels; watch 224 x 224 shrink to 5 x 5 before the classifier.",
     "centered-layer": "A custom layer without parameters (D2L 6.5): your own forward, checked in the sandbox.",
     "d2l-mlp": "Lazy initialization (D2L 6.4): weights stay uninitialized until the first forward pass.",
+    "d2l-tied-mlp": "Tied parameters (D2L 6.2): one layer used twice, its weights shared and counted once.",
     "densenet-block": "Dense connections: a Residual concatenates its body's output with its input.",
     "googlenet": "Inception blocks: four branches side by side, concatenated along the channels.",
     "lenet": "The first CNN (D2L 7.6): convolutions, pooling, then Flatten into fully connected layers.",

@@ -172,6 +172,24 @@ def test_summary_input_shape_overrides_the_design(capsys) -> None:
     assert data["layers"][0]["inferred"] == {"in_features": 5}
 
 
+def test_summary_json_has_each_layers_formula(capsys) -> None:
+    code, out, _ = run(["summary", MLP, "--json"], capsys)
+    assert code == 0
+    assert [row["formula"] for row in json.loads(out)["layers"]] == [
+        "256 x 20 + 256 = 5,376", "no parameters", "10 x 256 + 10 = 2,570",
+    ]  # fmt: skip
+
+
+def test_summary_then_input_shape_feeds_a_second_input_through_the_built_model(capsys) -> None:
+    code, out, _ = run(["summary", MLP, "--then-input-shape", "5,20", "--json"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["input_shape"] == [5, 20] and data["first_input_shape"] == [2, 20]
+    assert data["output_shape"] == [5, 10]
+    code, out, err = run(["summary", MLP, "--then-input-shape", "2,40"], capsys)
+    assert code == 1 and out.startswith("Second input, through the model the first input (2, 20) built:")
+    _assert_one_error_line(err, "layer 1 LazyLinear", "inferred in_features=20 from the first input (2, 20)")
+
+
 def test_summary_of_a_failing_design_prints_what_ran_and_the_error_once(write, capsys) -> None:
     code, out, err = run(["summary", write(BROKEN)], capsys)
     assert code == 1

@@ -28,6 +28,7 @@ EXPECTED: dict[str, tuple[tuple[int, ...], int]] = {
     "alexnet": ((1, 10), 46_764_746),
     "centered-layer": ((4, 128), 8 * 128 + 128),
     "d2l-mlp": ((2, 10), 20 * 256 + 256 + 256 * 10 + 10),
+    "d2l-tied-mlp": ((2, 1), 20 * 8 + 8 + 8 * 8 + 8 + 8 * 1 + 1),  # the shared layer's 72 counted once
     "lenet": ((1, 10), 61_706),
     "my-linear": ((2, 8), 20 * 64 + 64 + 64 * 8 + 8),
     "text-lstm": ((2, 2), 1000 * 32 + 4 * (32 * 64 + 64 * 64 + 2 * 64) + 16 * 64 * 2 + 2),

@@ -136,6 +136,19 @@ DESIGNS["lstm_residual"] = design_from_dict({
         {"type": "LayerNorm", "params": {"normalized_shape": [16]}}]}],
 })  # fmt: skip
 
+# Parameter tying next to blocks: the same LazyLinear (its sizes inferred at its first use) runs before and after
+# a Residual, and a shared LSTM (a tuple-returning layer: Stackable in the sequential style).
+DESIGNS["tied_blocks"] = design_from_dict({
+    "version": 2, "name": "tied blocks", "input": {"shape": [2, 20]},
+    "layers": [
+        {"type": "LazyLinear", "params": {"out_features": 16}}, RELU,
+        {"type": "LazyLinear", "id": "tied", "params": {"out_features": 16}},
+        {"type": "Residual", "body": [{"type": "Linear", "params": {"in_features": 16, "out_features": 16}}, RELU]},
+        {"type": "Shared", "of": "tied"},
+        {"type": "LSTM", "id": "rnn", "params": {"input_size": 16, "hidden_size": 16}}, {"type": "Shared", "of": "rnn"},
+    ],
+})  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Export:
@@ -170,6 +183,10 @@ GOLDEN_EXPORTS: dict[str, Export] = {
     "blocks_module_materialized": Export(DESIGNS["blocks"], MOD, materialize=True),
     "lstm_residual_sequential": Export(DESIGNS["lstm_residual"], SEQ),
     "lstm_residual_module": Export(DESIGNS["lstm_residual"], MOD),
+    "tied_blocks_sequential": Export(DESIGNS["tied_blocks"], SEQ),
+    "tied_blocks_module": Export(DESIGNS["tied_blocks"], MOD),
+    "tied_blocks_sequential_materialized": Export(DESIGNS["tied_blocks"], SEQ, materialize=True),
+    "tied_blocks_module_materialized": Export(DESIGNS["tied_blocks"], MOD, materialize=True),
 }
 
 

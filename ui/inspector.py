@@ -16,7 +16,7 @@ import streamlit as st
 
 from builder.catalog import ParamKind, ParamSpec, catalog
 from builder.custom import layer_signature
-from builder.design import Design, DesignError, DType, LayerSpec, check_value, find_entry, is_block
+from builder.design import Design, DesignError, DType, LayerSpec, check_value, find_entry, is_block, is_shared
 from builder.edit import INPUT_PRESETS, parse_shape, set_input, set_param
 from builder.forms import Field, field_for, field_text, parse_field, same_value
 from ui import state
@@ -104,6 +104,11 @@ def inspector_ui(design: Design, layer_id: str) -> None:
     ``__init__`` (statically: nothing runs). Each change applies at once."""
     located = find_entry(design, layer_id)
     spec = located.entry
+    from ui import tying  # ui.tying edits through ui.stack
+
+    if is_shared(spec):
+        tying.shared_ui(design, spec)
+        return
     entry = catalog().get(spec.type)
     st.markdown(f"**{spec.type}**: {entry.summary} [docs]({entry.doc_url})" if entry else f"**{plain(spec.type)}**")
     if located.depth:
@@ -111,6 +116,7 @@ def inspector_ui(design: Design, layer_id: str) -> None:
     if entry is not None:
         st.page_link(REFERENCE_PAGE, label=f"{spec.type} in the layer reference", query_params={"layer": spec.type})
     formula_ui(design, state.trace_of(design, run=state.ran(design)), layer_id)
+    tying.reuse_ui(layer_id)
     try:
         params = entry.params if entry else custom_params(design, spec.type)
     except DesignError as error:

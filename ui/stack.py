@@ -35,6 +35,7 @@ from builder.design import (
     block_merge,
     find_entry,
     is_block,
+    is_shared,
     validate_design,
     walk,
 )
@@ -116,7 +117,8 @@ def palette_ui(design: Design) -> list[str]:
 
 def used_types(design: Design) -> list[str]:
     """The layer types the design uses, in order of first use (the palette's "In this model" group)."""
-    return list(dict.fromkeys(located.entry.type for located in walk(design.layers) if not is_block(located.entry)))
+    entries = (located.entry for located in walk(design.layers))
+    return list(dict.fromkeys(entry.type for entry in entries if not is_block(entry) and not is_shared(entry)))
 
 
 def palette_item(design: Design, entry_type: str) -> dnd.PaletteItem:
@@ -149,7 +151,7 @@ def palette_view(design: Design, offered: list[str]) -> list[dnd.PaletteGroup]:
 
 def stack_label(index: int, spec: Entry) -> str:
     """A stack item's text: its position and the entry as a person writes it (``2 · Conv2d(1, 6, 5, padding=2)``;
-    a block: its label and how many entries it holds)."""
+    a block: its label and how many entries it holds; a shared entry: the layer it reuses)."""
     return f"{index + 1}{SEP}{entry_text(spec)}"
 
 

@@ -36,6 +36,8 @@ from builder.design import (
     block_dim,
     block_merge,
     is_block,
+    is_shared,
+    shared_targets,
 )
 
 if TYPE_CHECKING:
@@ -118,15 +120,40 @@ class CodeWriter:
     classes: dict[str, BlockClass] = field(default_factory=dict)  # by plain body
     helpers: set[str] = field(default_factory=set)
     class_by_path: dict[str, str] = field(default_factory=dict)  # each copy's class, rendered once
+    shared: dict[str, str] = field(default_factory=dict)  # a shared layer's id -> the variable holding its module
 
     def __post_init__(self) -> None:
         self.records = self.trace.records() if self.trace is not None else {}
+        targets = list(shared_targets(self.design))
+        for position, layer_id in enumerate(targets):
+            self.shared[layer_id] = self.fresh_variable("shared" if len(targets) == 1 else f"shared{position + 1}")
+
+    def fresh_variable(self, base: str) -> str:
+        """A name for a module variable of ``build_model`` that no other name of the file takes."""
+        name, counter = base, 1
+        while name in self.taken:
+            counter += 1
+            name = f"{base}_{counter}"
+        self.taken.add(name)
+        return name
+
+    def shared_assigns(self) -> str:
+        """``build_model``'s first lines in the sequential style: each shared module, built once (the book's
+        ``shared = nn.LazyLinear(8)``)."""
+        lines = []
+        for layer_id, variable in self.shared.items():
+            item = self.layer(next(e for e in self.design.layers if e.id == layer_id), layer_id, "")
+            lines.append(f"    {variable} = {item.expr}\n")
+        return "".join(lines)
 
     # ----------------------------------------------------------------------------------------- entries
 
     def item(self, entry: Entry, path: str) -> Item:
         """An entry at ``path`` as an item of a stack or an attribute of a class."""
         comment = shape_comment(self.records.get(path))
+        if is_shared(entry):
+            target = next(e for e in self.design.layers if e.id == entry.of)
+            return self.layer(target, entry.of, comment)
         if not is_block(entry):
             return self.layer(entry, path, comment)
         expr = self.repeated(entry, path)
@@ -155,6 +182,9 @@ class CodeWriter:
         lines = []
         for position, entry in enumerate(entries):
             item = self.item(entry, f"{prefix}/{position}" if prefix else entry.id)
+            variable = self.shared.get(entry.of if is_shared(entry) else entry.id) if not prefix else None
+            if variable is not None:  # the same module object at each of its places
+                item = Item(variable, item.style, item.base, False, item.comment)
             lines.append(f"{self.stackable(item)},{item.comment}\n")
         return "".join(lines)
 
@@ -256,9 +286,17 @@ class CodeWriter:
     def chain(self, located: list[tuple[Entry, str]]) -> tuple[str, str]:
         """Attributes holding the entries, and the forward lines calling them in turn."""
         items = [self.item(entry, path) for entry, path in located]
-        names = attribute_names_for(items)
-        assigns = "".join(f"        self.{name} = {item.expr}\n" for name, item in zip(names, items, strict=True))
-        calls = "".join(_forward_line(name, item) for name, item in zip(names, items, strict=True))
+        names = attribute_names_for(
+            [item for item, (entry, _) in zip(items, located, strict=True) if not is_shared(entry)]
+        )
+        owned, by_id, assigns, calls = iter(names), {}, "", ""
+        for item, (entry, _) in zip(items, located, strict=True):
+            if is_shared(entry):  # the attribute of the layer it shares, called once more
+                name = by_id[entry.of]
+            else:
+                name = by_id[entry.id] = next(owned)
+                assigns += f"        self.{name} = {item.expr}\n"
+            calls += _forward_line(name, item)
         return assigns, calls
 
     def class_sources(self) -> list[str]:

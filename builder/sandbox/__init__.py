@@ -142,10 +142,13 @@ def _job(design: Design, run: bool, current: SandboxSettings, static_check: bool
     }
 
 
-def _run(design: Design, run: bool, session: str | None, static_check: bool = True) -> tuple[Any, pool.Outcome]:
+def _run(
+    design: Design, run: bool, session: str | None, static_check: bool = True, then: tuple[int, ...] | None = None
+) -> tuple[Any, pool.Outcome]:
     """Run a job; (checked result dict or None, outcome)."""
     current = settings()
-    outcome = pool.POOL.run(_job(design, run, current, static_check), current, session)
+    job = _job(design, run, current, static_check) | ({} if then is None else {"then": [int(s) for s in then]})
+    outcome = pool.POOL.run(job, current, session)
     return _checked(outcome, design), outcome
 
 
@@ -206,7 +209,9 @@ def _unexpected(result: dict[str, Any]) -> str:
     return "the sandbox failed while tracing; please report this: " + str(result.get("internal", "no result"))
 
 
-def trace_in_worker(design: Design, run: bool = True, session: str | None = None) -> Trace:
+def trace_in_worker(
+    design: Design, run: bool = True, session: str | None = None, then: tuple[int, ...] | None = None
+) -> Trace:
     """Trace a design whose custom layers run in the sandbox (``builder.run.analyze`` calls this).
 
     Args:
@@ -214,6 +219,8 @@ def trace_in_worker(design: Design, run: bool = True, session: str | None = None
         run: run the dummy forward pass; else only build the layers, as ``inspect_design`` does.
         session: who asks (the app's session id): a newer job of the same session cancels this one, and a
             session's jobs per minute are limited. None (the CLI) is never cancelled or limited.
+        then: a second input's shape: run it through the same modules after the first pass
+            (``builder.inference.infer_then``) and return that second trace.
 
     Returns:
         The Trace, as ``infer_shapes``/``inspect_design`` would return it. A layer that fails, hangs, exhausts its
@@ -230,7 +237,7 @@ def trace_in_worker(design: Design, run: bool = True, session: str | None = None
         raise DesignError(f"custom layer(s) {names}: {disabled_message()}")
     validate_design(design)
     require_valid(design.custom_layers)
-    result, outcome = _run(design, run, session)
+    result, outcome = _run(design, run, session, then=then)
     if result is None:
         problem = _stopped(outcome, ", ".join(design.custom_names()))
         return _stopped_trace(design, problem, outcome, run)

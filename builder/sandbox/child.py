@@ -35,7 +35,7 @@ from typing import Any
 from torch import nn
 
 from builder.design import CustomLayerSpec, DesignError, DType, load_design
-from builder.inference import infer_shapes, inspect_design, needs_values, token_range
+from builder.inference import infer_shapes, infer_then, inspect_design, needs_values, token_range
 from builder.sandbox import restrict, syscalls
 from builder.sandbox.protocol import ESCAPE_TESTS_ENV, PROGRESS, RESULT
 from builder.sandbox.static import CodeProblem, check_source
@@ -290,16 +290,28 @@ def run_values(design: Any, codes: dict[str, types.CodeType], x: Any, seed: int)
     return {"values": real_values(design, classes, x, seed).to_dict()}
 
 
-def run_trace(design: Any, codes: dict[str, types.CodeType], run: bool) -> dict[str, Any]:
-    """Define the design's custom layers and trace it; the result dict the caller receives."""
+def run_trace(
+    design: Any, codes: dict[str, types.CodeType], run: bool, then: tuple[int, ...] | None = None
+) -> dict[str, Any]:
+    """Define the design's custom layers and trace it (then, given ``then``, a second input's shape through the
+    same modules: the second trace is the result); the result dict the caller receives."""
     classes = define_all(design, codes)
     if isinstance(classes, list):
         return {"problems": tuple(classes)}
-    trace = infer_shapes(design, classes) if run else inspect_design(design, classes)
+    if then is not None:
+        trace = infer_then(design, then, classes)[1]
+    else:
+        trace = infer_shapes(design, classes) if run else inspect_design(design, classes)
     failure = _JOB.failures.get(trace.error.layer_type) if trace.error else None
     if failure is not None:
         trace = replace(trace, error=replace(trace.error, problem=with_line(failure)))
     return {"trace": trace, "failure": failure}
+
+
+def _then_shape(job: dict[str, Any]) -> tuple[int, ...] | None:
+    """A second input's shape, as the caller sent it (checked again by ``infer_then``)."""
+    then = job.get("then")
+    return None if then is None else tuple(int(size) for size in then)
 
 
 def _describe_internal(error: BaseException) -> str:
@@ -452,7 +464,10 @@ def _traced(
     """Run the trace (or the real-values run) with print() captured; every outcome becomes a result dict."""
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         try:
-            result = run_values(design, codes, *values) if values is not None else run_trace(design, codes, job["run"])
+            if values is not None:
+                result = run_values(design, codes, *values)
+            else:
+                result = run_trace(design, codes, job["run"], _then_shape(job))
         except DesignError as error:
             result = {"design_error": str(error)}
         except _Timeout as error:

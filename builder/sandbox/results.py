@@ -226,6 +226,7 @@ def _layer(obj: Any, where: str) -> LayerTrace:
         device=text(f.get("device"), where, 10),
         notes=tuple(text(n, where, 2_000) for n in items(f.get("notes"), where, limit=32)),
         path=text(f.get("path", ""), where, 2_000),
+        shares=text(f.get("shares", ""), where, 200),
     )
 
 
