@@ -24,6 +24,7 @@ from ui import (
     second_input,
     shortcuts,
     stack,
+    stack_buttons,
     state,
     values,
 )
@@ -167,9 +168,9 @@ def main() -> None:
     with build_col:
         offered = stack.palette_ui(design)
         stack.stack_ui(design, offered)
-        stack.add_ui(design)
+        stack_buttons.add_ui(design)
         st.subheader("Layer")
-        selected = stack.layer_actions_ui(design)
+        selected = stack_buttons.layer_actions_ui(design)
         if selected:
             block_inspector.entry_inspector_ui(design, selected)
     with graph_col:
