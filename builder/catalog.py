@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import inspect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cache
 from typing import Any
 
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
+
+from builder import tensor_ops
 
 
 class Category(StrEnum):
@@ -33,6 +35,7 @@ class Category(StrEnum):
     TRANSFORMER = "transformer and attention"
     EMBEDDING = "embedding"
     SHAPE = "shape"
+    TENSOR_OPS = "tensor ops"  # the builder's own layers (builder.tensor_ops)
     LAZY = "lazy"
     CUSTOM = "custom"
 
@@ -218,6 +221,12 @@ class LayerEntry:
     lazy: bool = False
     doc_url: str = ""
     factory: Any = field(default=None, compare=False, repr=False)
+    samples: dict[str, Any] = field(default_factory=dict, compare=False)  # sample values of this layer's own
+
+    @property
+    def builtin(self) -> bool:
+        """True for a torch.nn class; False for the builder's own (builder.tensor_ops), written without ``nn.``."""
+        return self.name not in tensor_ops.TENSOR_OPS
 
     def param(self, name: str) -> ParamSpec | None:
         """The parameter called ``name``, if the layer has one."""
@@ -225,7 +234,7 @@ class LayerEntry:
 
     def sample_params(self) -> dict[str, Any]:
         """Values for the required parameters, so a freshly added layer can be built."""
-        return {p.name: SAMPLE_VALUES.get(p.name, 1) for p in self.params if p.required}
+        return {p.name: self.samples.get(p.name, SAMPLE_VALUES.get(p.name, 1)) for p in self.params if p.required}
 
 
 def _summary(cls: type) -> str:
@@ -342,26 +351,46 @@ def _entry(name: str, cls: type[nn.Module]) -> LayerEntry | None:
     )
 
 
+def _tensor_op_spec(layer: str, param: inspect.Parameter) -> ParamSpec:
+    return replace(param_spec(layer, param), **tensor_ops.ARGUMENT_RULES.get((layer, param.name), {}))
+
+
+def _tensor_op_entry(name: str, cls: type[nn.Module]) -> LayerEntry:
+    """One of the builder's own layers: its arguments from its signature, its summary from its docstring."""
+    return LayerEntry(
+        name=name,
+        category=Category.TENSOR_OPS,
+        summary=" ".join((inspect.getdoc(cls) or name).split("\n\n")[0].split()),
+        params=tuple(_tensor_op_spec(name, p) for p in _signature(name, cls) if p.name != "self"),
+        doc_url=tensor_ops.doc_url(name),
+        factory=cls,
+        samples=tensor_ops.SAMPLES.get(name, {}),
+    )
+
+
 @cache
 def catalog() -> dict[str, LayerEntry]:
-    """Every built-in layer that can stand in a stack, by class name, grouped then sorted."""
-    entries = []
+    """Every layer that can stand in a stack, by class name, grouped then sorted (tensor ops in their own order)."""
+    entries = [_tensor_op_entry(name, cls) for name, cls in tensor_ops.TENSOR_OPS.items()]
     for name in dir(nn):
         cls = getattr(nn, name)
         if inspect.isclass(cls) and issubclass(cls, nn.Module) and not name.startswith("_"):
             entry = _entry(name, cls)
             if entry is not None:
                 entries.append(entry)
-    order = list(Category)
-    entries.sort(key=lambda e: (order.index(e.category), e.name))
+    order, ops = list(Category), list(tensor_ops.TENSOR_OPS)
+    entries.sort(key=lambda e: (order.index(e.category), ops.index(e.name) if e.name in ops else 0, e.name))
     return {e.name: e for e in entries}
 
 
 def by_category() -> dict[Category, list[LayerEntry]]:
-    """The catalog grouped for a palette (categories in display order, empty ones left out)."""
+    """The catalog grouped for a palette (categories in display order, empty ones left out); torch.nn's tensor
+    operations (Flatten, Unflatten, ChannelShuffle) are listed in the Tensor ops group as well as in their own."""
     groups: dict[Category, list[LayerEntry]] = {}
     for entry in catalog().values():
         groups.setdefault(entry.category, []).append(entry)
+    also = [catalog()[name] for name in tensor_ops.ALSO_TENSOR_OPS if name in catalog()]
+    groups[Category.TENSOR_OPS] = [*groups.get(Category.TENSOR_OPS, []), *also]
     return groups
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "require_valid",
 ]
 
+
 def define_trusted(specs: Iterable[CustomLayerSpec]) -> dict[str, type[nn.Module]]:
     """Define custom layer classes in this process, with ``torch``, ``nn`` and ``F`` bound as in D2L.
 

@@ -684,7 +684,8 @@ def _name_problem(name: str) -> str | None:
     if name.startswith("__") or name in RESERVED_NAMES:
         return f"name '{name}' is taken by Python or by the exported file; choose another name"
     if name in catalog():
-        return f"'{name}' is a torch.nn layer; give the custom layer another name"
+        what = "a torch.nn layer" if catalog()[name].builtin else "one of the builder's tensor ops"
+        return f"'{name}' is {what}; give the custom layer another name"
     return None
 
 

@@ -17,6 +17,7 @@ import torch
 
 from builder.catalog import catalog
 from builder.design import BlockSpec, LayerSpec, Merge, ResidualBlock, block_dim, block_merge
+from builder.tensor_ops import TOKEN_INPUTS
 
 Shape = tuple[int, ...]
 
@@ -248,7 +249,7 @@ SIZE_CHECKS = {
 def _known_problem(spec: LayerSpec, shape: Shape, error: Exception) -> tuple[str, tuple[Fix, ...]] | None:
     if spec.type.startswith(("Conv", "LazyConv")):
         return _conv(spec, shape, error)
-    check = SIZE_CHECKS.get(spec.type)
+    check = SIZE_CHECKS.get(spec.type) or TENSOR_CHECKS.get(spec.type)
     found = check(spec, shape) if check else None
     if found is None and "too small" in str(error):
         problem = (
@@ -277,7 +278,7 @@ def diagnose_build(index: int, spec: LayerSpec, error: Exception) -> LayerError:
 
 
 INTEGER_DTYPES = (torch.int64, torch.int32)
-TOKEN_LAYERS = ("Embedding", "EmbeddingBag")
+TOKEN_LAYERS = ("Embedding", "EmbeddingBag", *TOKEN_INPUTS)
 
 
 def precheck(index: int, spec: LayerSpec, shape: Shape, dtype: torch.dtype, params: tuple) -> LayerError | None:
@@ -471,3 +472,8 @@ def diagnose_merge(
         shapes = ", ".join(f"{i.title} {_fmt(i.shape)}" for i in inputs)
         problem = f"cannot merge by {merge} the outputs {shapes}: {torch_message}"
     return LayerError(index, block.id, block.type, params, problem, fixes, torch_message, "merge", path=path)
+
+
+# Last, because the tensor ops' checks build the Fix defined above; imported at load time, never while a job runs
+# (the sandbox refuses imports then).
+from builder.tensor_checks import TENSOR_CHECKS  # noqa: E402

@@ -32,6 +32,8 @@ from builder.blocks.codegen import HELPERS, CodeWriter, unmarked
 from builder.catalog import LayerEntry, catalog
 from builder.design import RESERVED_NAMES, Design, DType, LayerSpec, source_bindings, validate_design
 from builder.inference import LayerTrace, Trace, token_range, torch_params
+from builder.tensor_code import class_source
+from builder.tensor_ops import TENSOR_OPS
 
 Shape = tuple[int, ...]
 
@@ -137,6 +139,8 @@ def layer_source(layer_type: str, params: Mapping[str, Any]) -> str:
     if entry is None:
         args = [f"{_name(name)}={_literal(value)}" for name, value in params.items()]
         return f"{_name(layer_type)}({', '.join(args)})"
+    if not entry.builtin:  # one of the builder's own, defined in the exported file
+        return f"{layer_type}({', '.join(_arguments(entry, params))})"
     if layer_type in ENCODER_LAYERS:
         inner = {name: value for name, value in params.items() if name != "num_layers"}
         layer = layer_source(ENCODER_LAYERS[layer_type], inner)
@@ -159,6 +163,8 @@ def _check_materializable(design: Design, trace: Trace | None) -> Trace:
 def resolve_layer(spec: LayerSpec, ran: LayerTrace | None, materialize: bool) -> tuple[str, dict[str, Any]]:
     """The class and arguments to write: a lazy layer becomes its concrete class with the inferred sizes."""
     entry = catalog().get(spec.type)
+    if materialize and ran is not None and entry is not None and not entry.builtin:  # "auto" sizes as inferred
+        return spec.type, {**spec.params, **ran.inferred}
     if not (materialize and ran is not None and entry is not None and entry.lazy):
         return spec.type, dict(spec.params)
     concrete = getattr(nn, spec.type).cls_to_become.__name__
@@ -203,7 +209,7 @@ def attribute_names(layer_types: list[str]) -> list[str]:
 def _names_in_use(design: Design) -> set[str]:
     """Names the exported file binds besides the model class: its own, the custom layers', Python's."""
     bound = {name for spec in design.custom_layers for name in source_bindings(spec.source)}
-    return {*RESERVED_NAMES, *design.custom_names(), *bound}
+    return {*RESERVED_NAMES, *design.custom_names(), *bound, *TENSOR_OPS}
 
 
 def class_name(design: Design) -> str:
@@ -257,8 +263,8 @@ def _main(design: Design) -> str:
     return MAIN.format(shape=shape, dtype=DTYPE_NAMES[design.input.dtype], input_doc=doc, input_expr=expr)
 
 
-def _header(design: Design, features: list[str]) -> str:
-    functional = "import torch.nn.functional as F\n" if design.custom_layers else ""
+def _header(design: Design, features: list[str], functional: bool) -> str:
+    functional = "import torch.nn.functional as F\n" if design.custom_layers or functional else ""
     future = f"from __future__ import {', '.join(map(_name, features))}\n\n" if features else ""
     return HEADER.format(title=_title(design), functional=functional, future=future)
 
@@ -343,9 +349,10 @@ def export_code(
     model = _module(design, writer) if module_style else _sequential(design, writer)
     sources, features = _custom_sources(design)
     blocks = [
-        _format(_header(design, features)),
+        _format(_header(design, features, writer.functional)),
         *sources,  # verbatim, not reformatted
         *(_helper_source(name) for name in HELPERS if name in writer.helpers),
+        *(_format(class_source(name)) for name in TENSOR_OPS if name in writer.tensor_ops),
         *(_format(source) for source in writer.class_sources()),
         _format(model),
         _format(_main(design)),

@@ -28,11 +28,14 @@ SIZE_KINDS = (ParamKind.INT_OR_TUPLE, ParamKind.FLOAT_OR_TUPLE, ParamKind.SHAPE)
 
 
 def field_for(spec: ParamSpec) -> Field:
-    """The widget for ``spec``; sizes that may also be a word (Conv padding 'same') are text."""
+    """The widget for ``spec``; sizes that may also be a word (Conv padding 'same', PrependToken dim 'auto') are
+    text."""
     if spec.kind is ParamKind.BOOL:
         return Field.BOOL
     if spec.kind is ParamKind.CHOICE:
         return Field.CHOICE
+    if spec.choices:
+        return Field.TEXT
     if spec.kind is ParamKind.INT:
         return Field.INT
     if spec.kind is ParamKind.FLOAT:

@@ -50,6 +50,7 @@ from builder.design import (
 )
 from builder.diagnose import LayerError, MergeInput, diagnose_build, diagnose_merge, diagnose_run, precheck
 from builder.reuse import diagnose_again, diagnose_tied
+from builder.tensor_ops import TOKEN_INPUTS, inferred_arguments
 
 Shape = tuple[int, ...]
 UNINITIALIZED = "<UninitializedParameter>"
@@ -235,6 +236,8 @@ def param_state(module: nn.Module) -> tuple[ParamInfo, ...]:
 def inferred_sizes(spec: LayerSpec, module: nn.Module) -> dict[str, Any]:
     """Constructor arguments a lazy layer inferred (``in_features=20``), read off the materialized module."""
     entry = catalog().get(spec.type)
+    if entry is not None and not entry.builtin:
+        return inferred_arguments(spec.type, spec.params, module)
     if entry is None or not entry.lazy:
         return {}
     concrete = inspect.signature(type(module).__init__).parameters
@@ -256,11 +259,11 @@ def _count(module: nn.Module) -> tuple[int, int]:
 
 
 def token_range(design: Design) -> int:
-    """Token ids for an int64 input are drawn below the smallest Embedding's vocabulary."""
+    """Token ids for an int64 input are drawn below the smallest Embedding's vocabulary (or OneHot's classes)."""
     sizes = [
-        located.entry.params.get("num_embeddings", 2)
+        located.entry.params.get("num_classes" if located.entry.type in TOKEN_INPUTS else "num_embeddings", 2)
         for located in walk(design.layers)
-        if located.entry.type in ("Embedding", "EmbeddingBag") and not is_block(located.entry)
+        if located.entry.type in ("Embedding", "EmbeddingBag", *TOKEN_INPUTS) and not is_block(located.entry)
     ]
     return max(1, min(sizes, default=2))
 

@@ -23,6 +23,8 @@ from builder.design import DType, LayerSpec
 from builder.formulas import Formula, call_text, design_formula
 from builder.inference import infer_shapes, token_range
 from builder.samples import sample_design
+from builder.tensor_code import inline_op, uses_functional
+from builder.tensor_ops import TENSOR_OPS
 
 Shape = tuple[int, ...]
 
@@ -366,11 +368,16 @@ def signature_text(entry: LayerEntry) -> str:
         if spec.keyword_only and "*" not in parts:
             parts.append("*")
         parts.append(spec.name if spec.required else f"{spec.name}={_default_text(spec)}")
-    return f"nn.{entry.name}({', '.join(parts)})"
+    return f"{'nn.' if entry.builtin else ''}{entry.name}({', '.join(parts)})"
+
+
+def _layer_class(entry: LayerEntry) -> type:
+    """The torch.nn class, or the builder's own (builder.tensor_ops)."""
+    return getattr(nn, entry.name) if entry.builtin else entry.factory
 
 
 def _documented_class(entry: LayerEntry) -> type:
-    cls = getattr(nn, entry.name)
+    cls = _layer_class(entry)
     return cls.cls_to_become if entry.lazy else cls
 
 
@@ -378,7 +385,7 @@ def _argument_docs(entry: LayerEntry) -> dict[str, str]:
     """Descriptions from the layer's Args (a lazy layer's own first, then its concrete class's)."""
     docs: dict[str, str] = {}
     inner = [getattr(nn, ENCODERS[entry.name])] if entry.name in ENCODERS else []
-    for cls in dict.fromkeys([getattr(nn, entry.name), _documented_class(entry), *inner]):
+    for cls in dict.fromkeys([_layer_class(entry), _documented_class(entry), *inner]):
         found = sections(own_doc(cls))
         for name, text in _arguments(found.get("Args", []) + found.get("Parameters", [])).items():
             docs.setdefault(name, text)
@@ -421,22 +428,33 @@ def _construction(spec: LayerSpec) -> str:
     return f"nn.{spec.type}({call_text(inner, params, prefix='nn.')}, num_layers={num_layers})"
 
 
+def _tensor_op_lines(spec: LayerSpec) -> tuple[list[str], str]:
+    """A tensor op as plain torch: the lines before the input (an import, its parameter), and the call line."""
+    inline = inline_op(spec.type, spec.params)
+    if inline is None:
+        raise ValueError(f"{spec.type} has an 'auto' size: give the example the size its trace inferred")
+    before = ["import torch.nn.functional as F"] if uses_functional(spec.type) else []
+    reference = ""
+    if inline.parameter is not None:
+        reference, constructor = inline.parameter
+        before.append(f"{reference} = {constructor}")
+    return before, f"y = {inline.code(reference)}  # {call_text(spec.type, spec.params)} in a stack"
+
+
 def example_code(spec: LayerSpec, input_shape: Shape, dtype: DType, high: int, output: Shape | None) -> str:
-    """A runnable example: build the layer, make the input, call it, print the output shape."""
+    """A runnable example: build the layer, make the input, call it, print the output shape; a tensor op is
+    written as the torch call it stands for (``y = x.permute(0, 2, 1)``)."""
     sizes = ", ".join(map(str, input_shape))
     if dtype is DType.INT64:
         make = f"torch.randint(0, {high}, ({sizes}{',' if len(input_shape) == 1 else ''}))"
     else:
         make = f"torch.randn({sizes}{', dtype=torch.float64' if dtype is DType.FLOAT64 else ''})"
     shown = f"torch.Size({list(output)})" if output is not None else "?"
-    return "\n".join(
-        [
-            f"layer = {_construction(spec)}",
-            f"x = {make}",
-            CALL_LINES[call_style(spec.type, spec.params)],
-            f"print(y.shape)  # {shown}",
-        ]
-    )
+    if spec.type in TENSOR_OPS:
+        before, call = _tensor_op_lines(spec)
+    else:
+        before, call = [f"layer = {_construction(spec)}"], CALL_LINES[call_style(spec.type, spec.params)]
+    return "\n".join([*before, f"x = {make}", call, f"print(y.shape)  # {shown}"])
 
 
 def _example_and_formula(name: str) -> tuple[Example, Formula | None]:
@@ -447,6 +465,8 @@ def _example_and_formula(name: str) -> tuple[Example, Formula | None]:
         trace = infer_shapes(design)
         formula = design_formula(spec, trace.layers[0], design.input.dtype) if trace.layers else None
     output = trace.output_shape
+    if trace.layers and trace.layers[0].inferred and spec.type in TENSOR_OPS:  # an "auto" size, as it was inferred
+        spec = spec.model_copy(update={"params": {**spec.params, **trace.layers[0].inferred}})
     code = example_code(spec, design.input.shape, design.input.dtype, token_range(design), output)
     example = Example(code, design.input.shape, design.input.dtype, output, trace.error.message if trace.error else "")
     return example, formula
@@ -468,7 +488,7 @@ def layer_reference(name: str) -> LayerReference:
 
 
 def _derive(entry: LayerEntry) -> LayerReference:
-    cls = getattr(nn, entry.name)
+    cls = _layer_class(entry)
     rule, source = find_shape_rule(_documented_class(entry))
     example, formula = _example_and_formula(entry.name)
     return LayerReference(

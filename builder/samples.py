@@ -24,6 +24,7 @@ from torch import nn
 from builder.catalog import Category, LayerEntry, catalog
 from builder.design import Design, DesignError, DType, InputSpec, LayerSpec
 from builder.inference import Trace, infer_shapes
+from builder.tensor_ops import TOKEN_INPUTS
 
 Shape = tuple[int, ...]
 
@@ -41,6 +42,7 @@ CATEGORY_INPUTS: dict[Category, Shape] = {
     Category.TRANSFORMER: (5, BATCH, 16),  # (L, N, d_model)
     Category.EMBEDDING: (BATCH, 8),  # token ids
     Category.SHAPE: (BATCH, CHANNELS, 8, 8),
+    Category.TENSOR_OPS: (BATCH, 4, 16),  # (N, L, D): a sequence, as a class token or a position embedding takes
 }
 INT_CATEGORIES: frozenset[Category] = frozenset({Category.EMBEDDING})
 
@@ -76,6 +78,8 @@ OVERRIDES: dict[str, Override] = {
     "LSTMCell": Override(shape=(BATCH, 16)),  # one time step: (N, input_size)
     "GRUCell": Override(shape=(BATCH, 16)),
     "RNNCell": Override(shape=(BATCH, 16)),
+    "Reshape": Override({"shape": [-1, 16]}),
+    "Slice": Override({"start": 1, "end": 3}),
 }
 
 
@@ -129,7 +133,7 @@ def sample_design(layer_type: str) -> Design:
     entry = _entry(layer_type)
     source = _entry(_concrete_name(entry))  # a lazy layer takes the sample of the class it becomes
     params = {name: value for name, value in _params(source).items() if entry.param(name) is not None}
-    dtype = DType.INT64 if source.category in INT_CATEGORIES else DType.FLOAT32
+    dtype = DType.INT64 if source.category in INT_CATEGORIES or layer_type in TOKEN_INPUTS else DType.FLOAT32
     return Design(
         name=f"{layer_type} sample",
         input=InputSpec(shape=_input_shape(source), dtype=dtype),

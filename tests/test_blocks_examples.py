@@ -22,7 +22,7 @@ from torch import nn
 
 from builder.examples import load_example
 from builder.export import ExportStyle, export_code
-from builder.inference import Trace, infer_shapes
+from builder.inference import Trace, infer_shapes, token_range
 
 RUNNER = Path(__file__).parent / "oracle_runner.py"
 STYLES: dict[str, tuple[ExportStyle, bool]] = {
@@ -227,6 +227,81 @@ def transformer_block() -> nn.Module:
     return nn.Sequential(PreNormBlock(64, 4), PreNormBlock(64, 4), nn.LayerNorm(64))
 
 
+# ---------------------------------------------------------------------------------------------- ViT-Tiny
+
+
+class ViT(nn.Module):
+    """torchvision's VisionTransformer, CIFAR-sized: 4x4 patches, a class token, a learned position embedding,
+    a pre-norm encoder, the class token's features to the head."""
+
+    def __init__(self, patch: int = 4, width: int = 192, depth: int = 12, heads: int = 3, classes: int = 10) -> None:
+        super().__init__()
+        self.conv_proj = nn.Conv2d(3, width, kernel_size=patch, stride=patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos_embedding = nn.Parameter(torch.empty(1, (32 // patch) ** 2 + 1, width).normal_(std=0.02))
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, 0.0, "gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.ln = nn.LayerNorm(width)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv_proj(x).flatten(2).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.ln(self.encoder(x + self.pos_embedding))
+        return self.head(x[:, 0])
+
+
+# ---------------------------------------------------------------------------------------------- RNN LM (D2L 9.6)
+
+
+class RNNLM(nn.Module):
+    """D2L's concise RNN language model, as the book writes it: one-hot of X.T, an RNN, a linear output layer,
+    swapaxes back to batch first."""
+
+    def __init__(self, vocab_size: int = 28, num_hiddens: int = 32) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.rnn = nn.RNN(vocab_size, num_hiddens)
+        self.linear = nn.LazyLinear(vocab_size)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        embs = nn.functional.one_hot(X.T, self.vocab_size).type(torch.float32)
+        rnn_outputs, _ = self.rnn(embs)
+        return self.linear(rnn_outputs).swapaxes(0, 1)
+
+
+# ---------------------------------------------------------------------------------------------- ConvNeXt block
+
+
+class LayerScale(nn.Module):
+    """timm's LayerScale: a learned factor per channel (a module, so it registers after the layers before it)."""
+
+    def __init__(self, dim: int, init: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(init * torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class ConvNeXtBlock(nn.Module):
+    """The ConvNeXt paper's Block: depthwise 7x7, channels-last LayerNorm and MLP, layer scale, residual."""
+
+    def __init__(self, dim: int = 96, layer_scale: float = 1e-6) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.gamma = LayerScale(dim, layer_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.gamma(self.pwconv2(self.act(self.pwconv1(self.norm(y)))))
+        return x + y.permute(0, 3, 1, 2)
+
+
 INDEPENDENT: dict[str, Callable[[], nn.Module]] = {
     "resnet18": resnet18,
     "googlenet": googlenet,
@@ -235,6 +310,9 @@ INDEPENDENT: dict[str, Callable[[], nn.Module]] = {
     "unet": UNet,
     "mobilenetv2": mobilenetv2,
     "transformer-block": transformer_block,
+    "vit-tiny": ViT,
+    "rnn-lm": RNNLM,
+    "convnext-block": ConvNeXtBlock,
 }
 
 
@@ -255,7 +333,10 @@ def _ran(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
 
 def _input(name: str) -> torch.Tensor:
     design = load_example(name)
-    return torch.randn(design.input.shape, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    if design.input.dtype == "int64":
+        return torch.randint(0, token_range(design), design.input.shape, generator=generator)
+    return torch.randn(design.input.shape, generator=generator)
 
 
 def _count(model: nn.Module) -> int:
@@ -270,18 +351,34 @@ def test_block_example_has_the_independent_models_shape_and_size(name: str, trac
     assert (trace.output_shape, trace.total_params) == (tuple(out.shape), _count(model))
 
 
+def test_tensor_op_examples_have_their_figures(traces: dict[str, Trace]) -> None:
+    """ViT-Tiny: patch conv 9,408 + class token 192 + positions 65 x 192 + 12 layers of 444,864 + norm + head."""
+    assert (traces["vit-tiny"].output_shape, traces["vit-tiny"].total_params) == ((1, 10), 5_362_762)
+    assert (traces["rnn-lm"].output_shape, traces["rnn-lm"].total_params) == ((2, 16, 28), 2_908)
+    assert (traces["convnext-block"].output_shape, traces["convnext-block"].total_params) == ((2, 96, 14, 14), 79_296)
+
+
 def test_resnet18_has_the_issues_figures(traces: dict[str, Trace]) -> None:
     assert (traces["resnet18"].output_shape, traces["resnet18"].total_params) == ((1, 1000), 11_689_512)
 
 
+def _by_shape(tensors: list[torch.Tensor]) -> dict[tuple[int, ...], list[torch.Tensor]]:
+    groups: dict[tuple[int, ...], list[torch.Tensor]] = {}
+    for tensor in tensors:
+        groups.setdefault(tuple(tensor.shape), []).append(tensor)
+    return groups
+
+
 def _copy_weights(source: nn.Module, target: nn.Module) -> None:
-    """Copy parameters and buffers in registration order; their shapes must match one by one."""
-    pairs = [*zip(source.parameters(), target.parameters(), strict=True)]
-    pairs += [*zip(source.buffers(), target.buffers(), strict=True)]
-    with torch.no_grad():
-        for theirs, ours in pairs:
-            assert theirs.shape == ours.shape
-            ours.copy_(theirs)
+    """Copy parameters and buffers in registration order, shape by shape: a module's own parameters (a class
+    token) come before its children's in one export style and among them in the other, the rest keeps its order."""
+    for kind in (nn.Module.parameters, nn.Module.buffers):
+        theirs, ours = _by_shape(list(kind(source))), _by_shape(list(kind(target)))
+        assert {shape: len(group) for shape, group in theirs.items()} == {s: len(g) for s, g in ours.items()}
+        with torch.no_grad():
+            for shape, group in theirs.items():
+                for their, our in zip(group, ours[shape], strict=True):
+                    our.copy_(their)
 
 
 @pytest.mark.parametrize("style", list(STYLES))

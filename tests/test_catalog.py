@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 from builder.adapters import call_layer
-from builder.catalog import EXCLUDED, CallStyle, Category, ParamKind, call_style, catalog
+from builder.catalog import EXCLUDED, CallStyle, Category, ParamKind, by_category, call_style, catalog
 from builder.design import Design
 from builder.inference import dummy_input, infer_shapes, torch_params
 from builder.samples import sample_design
+from builder.tensor_ops import TOKEN_INPUTS
 
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")  # batch_first=False
 
@@ -34,6 +35,8 @@ CONTAINERS = ("Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList
 def _torch_layer(layer_type: str, params: dict[str, Any]) -> nn.Module:
     """The layer built straight from torch.nn, encoders the way torch documents them."""
     kwargs = torch_params(catalog()[layer_type], params)
+    if not catalog()[layer_type].builtin:  # builder.tensor_ops: tests/test_tensor_ops.py checks them against torch
+        return catalog()[layer_type].factory(**kwargs)
     if layer_type in ("TransformerEncoder", "TransformerDecoder"):
         num_layers = kwargs.pop("num_layers")
         return getattr(nn, layer_type)(getattr(nn, f"{layer_type}Layer")(**kwargs), num_layers=num_layers)
@@ -77,7 +80,8 @@ def test_lazy_sample_reports_inferred_sizes(layer_type: str) -> None:
 def test_sample_design_is_one_layer_of_that_type(layer_type: str) -> None:
     design = sample_design(layer_type)
     assert [layer.type for layer in design.layers] == [layer_type]
-    assert design.input.dtype == ("int64" if catalog()[layer_type].category is Category.EMBEDDING else "float32")
+    takes_ids = catalog()[layer_type].category is Category.EMBEDDING or layer_type in TOKEN_INPUTS
+    assert design.input.dtype == ("int64" if takes_ids else "float32")
 
 
 def test_sample_design_names_the_catalog_when_the_type_is_unknown() -> None:
@@ -127,6 +131,13 @@ def test_losses_containers_and_excluded_layers_are_absent() -> None:
         ("TransformerEncoderLayer", "activation", {"kind": ParamKind.CHOICE, "default": "relu"}),
         ("TransformerEncoder", "num_layers", {"kind": ParamKind.INT, "required": True}),
         ("Transformer", "d_model", {"kind": ParamKind.INT, "default": 512, "required": False}),
+        ("Permute", "dims", {"kind": ParamKind.SHAPE, "required": True, "minimum": None}),
+        ("Reshape", "shape", {"kind": ParamKind.SHAPE, "required": True, "minimum": -1}),
+        ("Slice", "end", {"kind": ParamKind.INT, "optional": True, "default": None}),
+        ("Mean", "keepdim", {"kind": ParamKind.BOOL, "default": False}),
+        ("OneHot", "num_classes", {"kind": ParamKind.INT, "required": True, "minimum": 1}),
+        ("AddParameter", "shape", {"kind": ParamKind.SHAPE, "default": "auto", "choices": ("auto",), "minimum": 1}),
+        ("PrependToken", "dim", {"kind": ParamKind.INT, "default": "auto", "choices": ("auto",)}),
     ],
 )
 def test_parameter_spec(layer_type: str, name: str, expected: dict[str, Any]) -> None:
@@ -173,7 +184,17 @@ def test_call_style(layer_type: str, params: dict[str, Any], style: CallStyle) -
         ("Embedding", Category.EMBEDDING),
         ("Unfold", Category.SHAPE),
         ("LazyLinear", Category.LAZY),
+        ("Permute", Category.TENSOR_OPS),
+        ("PrependToken", Category.TENSOR_OPS),
     ],
 )
 def test_category(layer_type: str, category: Category) -> None:
     assert catalog()[layer_type].category is category
+
+
+def test_torch_tensor_operations_show_in_the_tensor_ops_group_too() -> None:
+    group = [entry.name for entry in by_category()[Category.TENSOR_OPS]]
+    assert group[:3] == ["Permute", "Transpose", "Reshape"]
+    assert {"Flatten", "Unflatten", "ChannelShuffle", "AddParameter", "PrependToken"} <= set(group)
+    assert "Flatten" in [entry.name for entry in by_category()[Category.SHAPE]]
+    assert catalog()["Flatten"].category is Category.SHAPE

@@ -41,6 +41,10 @@ EXPECTED: dict[str, tuple[tuple[int, ...], int]] = {
     "unet": ((1, 2, 64, 64), 116_770),
     "mobilenetv2": ((1, 10), 111_818),
     "transformer-block": ((2, 16, 64), 100_096),
+    # tensor ops and learnable tensors, checked against plain-torch models in tests/test_blocks_examples.py
+    "vit-tiny": ((1, 10), 5_362_762),
+    "rnn-lm": ((2, 16, 28), 2_908),
+    "convnext-block": ((2, 96, 14, 14), 79_296),
 }
 CUSTOM = ("centered-layer", "my-linear")
 EXPORTS = {"sequential": (ExportStyle.SEQUENTIAL, False), "module": (ExportStyle.MODULE, False)}

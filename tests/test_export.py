@@ -196,7 +196,7 @@ def _sample_exports() -> dict[str, Export]:
         design = sample_design(name)
         for style in ExportStyle:
             exports[f"{name}-{style}"] = Export(design, style)
-            if entry.lazy:
+            if entry.lazy or not entry.builtin:  # the builder's learnable tensors are lazy while "auto"
                 exports[f"{name}-{style}-materialized"] = Export(design, style, materialize=True)
     return exports
 

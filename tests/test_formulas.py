@@ -41,6 +41,8 @@ def _cpu_layer(design: Design) -> nn.Module:
     if spec.type in ("TransformerEncoder", "TransformerDecoder"):
         num_layers = kwargs.pop("num_layers")
         layer = getattr(nn, spec.type)(getattr(nn, f"{spec.type}Layer")(**kwargs), num_layers=num_layers)
+    elif not catalog()[spec.type].builtin:  # the builder's own layers (builder.tensor_ops)
+        layer = catalog()[spec.type].factory(**kwargs)
     else:
         layer = getattr(nn, spec.type)(**kwargs)
     with torch.no_grad():

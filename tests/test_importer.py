@@ -59,7 +59,11 @@ def _expected_layers(design: Design, trace: Trace, materialize: bool) -> list[tu
     expected = []
     for layer in design.layers:
         entry = catalog().get(layer.type)
-        if materialize and entry is not None and entry.lazy:
+        if materialize and entry is not None and not entry.builtin:  # a tensor op's "auto" size, as inferred
+            ran = trace.layer(layer.id)
+            assert ran is not None
+            expected.append((layer.type, _normalised(layer.type, {**layer.params, **ran.inferred})))
+        elif materialize and entry is not None and entry.lazy:
             concrete = getattr(nn, layer.type).cls_to_become.__name__
             lazy_defaults = {p.name: p.default for p in entry.params if not p.required}
             ran = trace.layer(layer.id)
@@ -634,14 +638,14 @@ FORWARD_CASES: dict[str, tuple[str, str]] = {
     "while": ("while x.abs().sum() > 1:\n            x /= 2", "a loop (while) in forward"),
     "aug-assign": ("x += 1", "in-place arithmetic on the tensor (x += ...)"),
     "torch.cat": ("x = torch.cat([x, x], dim=1)", "torch.cat() combines or reshapes tensors; it has no layer"),
-    "slice": ("x = x[:, :10]", "indexing or slicing the tensor has no layer in the catalog"),
+    "slice": ("x = x[:, :10, 0]", "this indexing of the tensor has no layer: Select and Slice take one dim"),
     "method": ("x = self.helper(x)", "self.helper() is a method of the class, not a layer"),
     "index-container": ("x = self.blocks[0](x)", "is not a layer call"),
     "container": ("x = self.blocks(x)", "self.blocks is an nn container; forward picks its layers at run time"),
     "missing": ("x = self.missing(x)", "self.missing is not a layer set in __init__"),
     "F.layer_norm": ("x = F.layer_norm(x, (20,))", "F.layer_norm() has no equivalent layer in the catalog"),
     "tensor-method": ("x = x.sum(dim=1, keepdim=True)", "the tensor method .sum() has no layer in the catalog"),
-    "view": ("x = x.view(2, 4, 5)", "a view/reshape other than (batch, -1) has no layer in the catalog"),
+    "view": ("x = x.view(x.size(0), 4, 5)", "a view/reshape with computed sizes has no layer"),
     "second-path": ("x = self.fc1(y)", "uses `y` where the running tensor is `x` (a second path)"),
 }
 

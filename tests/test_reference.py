@@ -28,12 +28,16 @@ LAYER_TYPES = list(catalog())
 MARKUP = (":math:", ":attr:", ":class:", "``", "\\", "{", "}", ".. math")
 
 
+def _layer_class(name: str) -> type:
+    return getattr(nn, name) if catalog()[name].builtin else catalog()[name].factory
+
+
 @pytest.mark.parametrize("layer_type", LAYER_TYPES)
 def test_every_layer_has_a_summary_and_a_signature_with_its_defaults(layer_type: str) -> None:
     entry = catalog()[layer_type]
     ref = layer_reference(layer_type)
     assert ref.summary and ref.summary.endswith((".", ")"))
-    assert ref.signature.startswith(f"nn.{layer_type}(")
+    assert ref.signature.startswith(f"{'nn.' if entry.builtin else ''}{layer_type}(")
     for spec in entry.params:
         shown = spec.name if spec.required else f"{spec.name}="
         assert shown in ref.signature
@@ -58,7 +62,9 @@ def test_the_formula_counts_the_examples_parameters(layer_type: str) -> None:
     namespace = {"torch": torch, "nn": nn, "print": lambda *args: None}
     exec(ref.example.code, namespace)
     assert ref.formula is not None
-    assert ref.formula.total == sum(p.numel() for p in namespace["layer"].parameters())
+    # a tensor op's example holds its parameter (pos_embedding = nn.Parameter(...)) rather than a layer
+    held = namespace["layer"].parameters() if "layer" in namespace else namespace.values()
+    assert ref.formula.total == sum(p.numel() for p in held if isinstance(p, nn.Parameter))
 
 
 @pytest.mark.parametrize("layer_type", LAYER_TYPES)
@@ -70,7 +76,7 @@ def test_shape_rules_and_summaries_are_clean_text(layer_type: str) -> None:
 
 @pytest.mark.parametrize(
     "layer_type",
-    [name for name in LAYER_TYPES if "\nShape:" in "\n" + (inspect.getdoc(getattr(nn, name)) or "")],
+    [name for name in LAYER_TYPES if "\nShape:" in "\n" + (inspect.getdoc(_layer_class(name)) or "")],
 )
 def test_a_docstring_with_a_shape_section_gives_an_input_and_an_output_rule(layer_type: str) -> None:
     rule = "\n".join(layer_reference(layer_type).shape_rule).lower()

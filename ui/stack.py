@@ -98,7 +98,8 @@ def palette_ui(design: Design) -> list[str]:
     group = group_col.selectbox(
         "Group", names, index=names.index(DEFAULT_GROUP), key="palette_group", format_func=str.capitalize
     )
-    offered = [t for g, types in groups.items() if group in (ALL_GROUPS, g) or search for t in types]
+    # dict.fromkeys: a layer listed in two groups (Flatten: shape and tensor ops) is offered once
+    offered = list(dict.fromkeys(t for g, types in groups.items() if group in (ALL_GROUPS, g) or search for t in types))
     query = search.strip().lower()
     if query:
         offered = [t for t in offered if query in t.lower()]

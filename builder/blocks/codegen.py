@@ -39,6 +39,8 @@ from builder.design import (
     is_shared,
     shared_targets,
 )
+from builder.tensor_code import Inline, inline_op, uses_functional
+from builder.tensor_ops import TENSOR_OPS
 
 if TYPE_CHECKING:
     from builder.design import Design
@@ -91,6 +93,8 @@ class Item:
     base: str  # for the attribute name: the layer's type, or the block's class
     block: bool
     comment: str
+    tensor_op: str = ""  # one of the builder's own layers: its class, unless the module style writes it inline
+    inline: Inline | None = None
 
 
 @dataclass
@@ -119,6 +123,8 @@ class CodeWriter:
     records: dict[str, LayerTrace] = field(default_factory=dict)
     classes: dict[str, BlockClass] = field(default_factory=dict)  # by plain body
     helpers: set[str] = field(default_factory=set)
+    tensor_ops: set[str] = field(default_factory=set)  # tensor op classes the file defines
+    functional: bool = False  # whether the code calls F (torch.nn.functional)
     class_by_path: dict[str, str] = field(default_factory=dict)  # each copy's class, rendered once
     shared: dict[str, str] = field(default_factory=dict)  # a shared layer's id -> the variable holding its module
 
@@ -143,6 +149,7 @@ class CodeWriter:
         lines = []
         for layer_id, variable in self.shared.items():
             item = self.layer(next(e for e in self.design.layers if e.id == layer_id), layer_id, "")
+            self.tensor_ops.update([item.tensor_op] if item.tensor_op else [])
             lines.append(f"    {variable} = {item.expr}\n")
         return "".join(lines)
 
@@ -164,7 +171,11 @@ class CodeWriter:
         from builder.export import layer_source, resolve_layer
 
         layer_type, params = resolve_layer(spec, self.records.get(path), self.materialize)
-        return Item(layer_source(layer_type, params), call_style(spec.type, spec.params), layer_type, False, comment)
+        style = call_style(spec.type, spec.params)
+        if layer_type not in TENSOR_OPS:
+            return Item(layer_source(layer_type, params), style, layer_type, False, comment)
+        inline = inline_op(layer_type, params)
+        return Item(layer_source(layer_type, params), style, layer_type, False, comment, layer_type, inline)
 
     def repeated(self, block: BlockSpec, path: str) -> str:
         """A block, or its copies in an ``nn.Sequential``: one expression per copy unless they all read the same."""
@@ -197,6 +208,8 @@ class CodeWriter:
     def stackable(self, item: Item) -> str:
         """The item as an ``nn.Sequential`` holds it: wrapped in Stackable when it takes several inputs or returns
         a tuple."""
+        if item.tensor_op:
+            self.tensor_ops.add(item.tensor_op)
         if item.style is CallStyle.SINGLE:
             return item.expr
         self.helpers.add("Stackable")
@@ -286,18 +299,28 @@ class CodeWriter:
     def chain(self, located: list[tuple[Entry, str]]) -> tuple[str, str]:
         """Attributes holding the entries, and the forward lines calling them in turn."""
         items = [self.item(entry, path) for entry, path in located]
-        names = attribute_names_for(
-            [item for item, (entry, _) in zip(items, located, strict=True) if not is_shared(entry)]
-        )
-        owned, by_id, assigns, calls = iter(names), {}, "", ""
+        owned_items = [item for item, (entry, _) in zip(items, located, strict=True) if not is_shared(entry)]
+        names = attribute_names_for(owned_items)
+        parameters = iter(parameter_names(owned_items, names))
+        owned, by_id, assigns, calls = iter(names), {}, [], []
         for item, (entry, _) in zip(items, located, strict=True):
-            if is_shared(entry):  # the attribute of the layer it shares, called once more
+            if is_shared(entry):  # the attribute (or inline parameter) of the layer it shares, used once more
                 name = by_id[entry.of]
-            else:
+            elif item.inline is None:
                 name = by_id[entry.id] = next(owned)
-                assigns += f"        self.{name} = {item.expr}\n"
-            calls += _forward_line(name, item)
-        return assigns, calls
+                self.tensor_ops.update([item.tensor_op] if item.tensor_op else [])
+                assigns.append(f"        self.{name} = {item.expr}\n")
+            else:
+                next(owned)  # an inline tensor op holds no module attribute
+                name = by_id[entry.id] = next(parameters) if item.inline.parameter is not None else ""
+                if item.inline.parameter is not None:
+                    assigns.append(f"        self.{name} = {item.inline.parameter[1]}\n")
+            if item.inline is None:
+                calls.append(_forward_line(name, item))
+            else:
+                self.functional = self.functional or uses_functional(item.tensor_op)
+                calls.append(f"        x = {item.inline.code(f'self.{name}' if name else '')}{item.comment}\n")
+        return "".join(assigns), "".join(calls)
 
     def class_sources(self) -> list[str]:
         """The block classes, inner ones first (each is registered after the classes it uses)."""
@@ -341,6 +364,21 @@ def _forward_line(attribute: str, item: Item) -> str:
     n_inputs, first_output = CALLS[item.style]
     target = "x, _" if first_output else "x"
     return f"        {target} = self.{attribute}({', '.join(['x'] * n_inputs)}){item.comment}\n"
+
+
+def parameter_names(items: list[Item], taken: list[str]) -> list[str]:
+    """Attributes of the inline tensor ops' parameters, in order: ``pos_embedding``, ``cls_token``; numbered from 1
+    when a name repeats (``layer_scale1``, ``layer_scale2``), never a name ``taken`` or nn.Module needs."""
+    bases = [item.inline.parameter[0] for item in items if item.inline is not None and item.inline.parameter]
+    counts: dict[str, int] = {}
+    names: list[str] = []
+    for base in bases:
+        counts[base] = counts.get(base, 0) + 1
+        name = f"{base}{counts[base]}" if bases.count(base) > 1 else base
+        while name in MODULE_ATTRIBUTES or name in taken or name in names:
+            name = f"{name}_"
+        names.append(name)
+    return names
 
 
 def attribute_names_for(items: list[Item]) -> list[str]:

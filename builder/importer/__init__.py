@@ -15,6 +15,7 @@ The package, by responsibility:
 - ``context``: ``ImporterBase``, the state of one import (source, aliases, notes, name resolution).
 - ``calls``: constructor calls -> catalog layers (``nn.Sequential``, ``Stackable``, Transformer encoders).
 - ``functionals``: ``F.relu`` and friends -> the layer computing them.
+- ``tensor_ops``: ``x.permute``, ``x[:, 0]``, ``F.one_hot``, ``x + self.pos_embedding``... -> the builder's tensor ops.
 - ``custom``: pasted classes carried as custom layers.
 - ``classes``, ``forward``: a module class's ``__init__`` and the chain its ``forward`` calls.
 - ``models``: which expression, function or class of the paste is the model.

@@ -17,6 +17,7 @@ from builder.importer.functionals import ACTIVATIONS
 from builder.importer.literals import Scope, _json_ready, literal
 from builder.importer.notes import NotLiteral
 from builder.importer.syntax import NN, _dotted
+from builder.importer.tensor_ops import exported_tensor_op
 
 CONTAINERS: frozenset[str] = frozenset({"ModuleList", "ModuleDict", "ParameterList", "ParameterDict"})
 # Constructors whose positional order torch hides behind *args.
@@ -53,6 +54,8 @@ class CallReading(ImporterBase):
             return self.layers_from_encoder(node, scope, short)
         if qualified.startswith(f"{NN}.") and short in catalog():
             return [self.layer_from_call(node, short, scope)]
+        if exported_tensor_op(self.classes.get(qualified)) is not None:  # a class an exported file defines
+            return [self.layer_from_call(node, qualified, scope)]
         if qualified in self.module_classes:
             return self.layers_from_custom(node, qualified, scope)
         self.note(node, self.unknown_layer(qualified, node))
@@ -287,7 +290,7 @@ def positional_names(layer_type: str) -> tuple[str, ...]:
     """The constructor's positional order, hidden arguments included so later ones keep their position."""
     if layer_type in POSITIONAL_OVERRIDES:
         return POSITIONAL_OVERRIDES[layer_type]
-    cls = getattr(nn, layer_type)
+    cls = getattr(nn, layer_type) if catalog()[layer_type].builtin else catalog()[layer_type].factory
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     if any(p.kind is p.VAR_POSITIONAL for p in params):
         return tuple(p.name for p in catalog()[layer_type].params if not p.keyword_only)

@@ -15,6 +15,7 @@ from builder.importer.forward import SKIPPED, _ForwardReader, _Step
 from builder.importer.literals import Scope, literal
 from builder.importer.notes import NotLiteral, Unsupported
 from builder.importer.syntax import NN, _dotted, _init_defaults, _init_names, _method
+from builder.importer.tensor_ops import LearnedTensor, learned_tensor
 
 
 @dataclass
@@ -25,6 +26,8 @@ class _ClassInfo:
     containers: set[str] = field(default_factory=set)  # ModuleList and friends
     tensors: set[str] = field(default_factory=set)  # attributes holding values computed at run time
     methods: set[str] = field(default_factory=set)  # the class's own methods (self.helper(x) is not a layer)
+    parameters: dict[str, LearnedTensor] = field(default_factory=dict)  # self.x = nn.Parameter(torch.zeros(...))
+    scope: Scope = field(default_factory=Scope)  # names __init__ binds to literals (self.vocab_size = 28)
     dynamic: list[tuple[ast.stmt, str]] = field(default_factory=list)  # statements that register modules at run time
 
 
@@ -78,7 +81,7 @@ class ClassReading(ImporterBase):
 
     def read_init(self, cls: ast.ClassDef, scope: Scope) -> _ClassInfo:
         """Sub-modules (self.x = nn.Layer(...)) and literal attributes set in __init__, in order."""
-        info = _ClassInfo(methods={n.name for n in cls.body if isinstance(n, ast.FunctionDef)})
+        info = _ClassInfo(methods={n.name for n in cls.body if isinstance(n, ast.FunctionDef)}, scope=scope)
         init = _method(cls, "__init__")
         for stmt in init.body if init else []:
             if isinstance(stmt, ast.Assign | ast.AnnAssign):
@@ -106,7 +109,10 @@ class ClassReading(ImporterBase):
             pass
         attr = name.removeprefix("self.") if name.startswith("self.") and name.count(".") == 1 else None
         callee = self.resolve(value.func) if isinstance(value, ast.Call) else None
-        if attr and callee and callee.rsplit(".", 1)[-1] in CONTAINERS:
+        learned = learned_tensor(self.resolve, value, scope) if attr else None
+        if attr and learned is not None:
+            info.parameters[attr] = learned
+        elif attr and callee and callee.rsplit(".", 1)[-1] in CONTAINERS:
             info.containers.add(attr)
         elif attr and self._builds_module(value, scope):
             info.submodules[attr] = (value, scope.copy())
@@ -154,8 +160,9 @@ class ClassReading(ImporterBase):
     def layers_from_steps(self, steps: list[_Step], info: _ClassInfo) -> list[LayerSpec]:
         layers: list[LayerSpec] = []
         for step in steps:
-            if step.layer is not None:
-                layers.append(step.layer)
+            if step.layer is not None:  # a tensor op holding a learned tensor used again is tied to its first use
+                name = f"self.{step.tensor}"
+                layers += self.tied_use(name, [step.layer], step.node, name) if step.tensor else [step.layer]
                 continue
             assert step.attr is not None
             expr, scope = info.submodules[step.attr]

@@ -13,6 +13,18 @@ from builder.importer.functionals import FUNCTIONALS, TENSOR_METHODS, Functional
 from builder.importer.literals import Scope, _is_minus_one
 from builder.importer.notes import Unsupported
 from builder.importer.syntax import FUNCTIONAL, _dotted, _first_name
+from builder.importer.tensor_ops import (
+    TENSOR_OP_METHODS,
+    constant_factor,
+    expanded_token,
+    is_one_hot_cast,
+    method_layer,
+    one_hot_layer,
+    parameter_layer,
+    reshape_layer,
+    subscript_layer,
+    token_of,
+)
 
 if TYPE_CHECKING:
     from builder.importer.classes import _ClassInfo
@@ -32,6 +44,7 @@ class _Step:
     layer: LayerSpec | None = None  # a function or an inline layer translated to a layer
     n_inputs: int = 1
     first_output: bool = False
+    tensor: str | None = None  # the learned tensor (self.<tensor> = nn.Parameter(...)) the layer holds
 
 
 class _ForwardReader:
@@ -42,6 +55,8 @@ class _ForwardReader:
         self.info = info
         self.live = input_name
         self.aux: set[str] = set()  # names holding sizes read off the tensor (batch = x.size(0))
+        self.tokens: dict[str, str] = {}  # names holding a learned token expanded over the batch -> its attribute
+        self.tensor_uses: dict[str, str] = {}  # learned tensors used so far -> the tensor op using them
         self.steps: list[_Step] = []
 
     def read(self, stmt: ast.stmt) -> bool:
@@ -78,6 +93,10 @@ class _ForwardReader:
         if self.is_size(stmt.value):
             self.aux.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
             return
+        token = expanded_token(stmt.value, self.live, self.aux, self.info.parameters)
+        if token is not None and isinstance(target, ast.Name):
+            self.tokens[target.id] = token
+            return
         name = _first_name(target)
         if name is None:
             raise Unsupported(stmt, "an assignment to something other than a name in forward")
@@ -103,12 +122,49 @@ class _ForwardReader:
         if isinstance(node, ast.Subscript):
             if isinstance(node.slice, ast.Constant) and node.slice.value == 0 and isinstance(node.value, ast.Call):
                 return self.chain(node.value, first_output=True)
-            raise Unsupported(node, "indexing or slicing the tensor has no layer in the catalog")
+            layer = subscript_layer(node, self.info.scope)
+            if layer is None or first_output:
+                raise Unsupported(node, "this indexing of the tensor has no layer: Select and Slice take one dim")
+            return [*self.chain(node.value, False), _Step(node, layer=layer)]
         if isinstance(node, ast.Call):
             return self.call_or_skip(node, first_output)
         if isinstance(node, ast.BinOp):
-            raise Unsupported(node, "arithmetic on the tensor has no layer; a residual x + f(x) needs a custom layer")
+            return self.arithmetic(node)
+        if isinstance(node, ast.Attribute) and node.attr == "T" and not first_output:
+            self.importer.note(node, "x.T read as Transpose(0, 1), which is x.T for a 2-D tensor only")
+            return [
+                *self.chain(node.value, False),
+                _Step(node, layer=LayerSpec(type="Transpose", params={"dim0": 0, "dim1": 1})),
+            ]
         raise Unsupported(node, f"a {type(node).__name__} expression is not a layer call")
+
+    def arithmetic(self, node: ast.BinOp) -> list[_Step]:
+        """``x + self.pos_embedding``, ``x * self.layer_scale``, ``x * 0.5`` (either side), as tensor ops."""
+        for tensor, other in ((node.left, node.right), (node.right, node.left)):
+            name = _dotted(other) or ""
+            learned = self.info.parameters.get(name.removeprefix("self.")) if name.startswith("self.") else None
+            layer = parameter_layer(node.op, learned) if learned is not None else None
+            factor = constant_factor(other, self.info.scope) if isinstance(node.op, ast.Mult) else None
+            if layer is None and factor is not None:
+                layer = LayerSpec(type="MulConstant", params={"factor": factor})
+            if layer is not None:
+                held = name.removeprefix("self.") if learned is not None else None
+                return [*self.chain(tensor, False), _Step(node, layer=layer, tensor=self.holding(node, held, layer))]
+        raise Unsupported(
+            node,
+            "arithmetic on the tensor has no layer; a residual x + f(x) needs a custom layer (x + self.<parameter>, "
+            "x * self.<parameter> and x * <number> are read as tensor ops)",
+        )
+
+    def holding(self, node: ast.AST, tensor: str | None, layer: LayerSpec) -> str | None:
+        """The learned tensor a layer holds; one used again must be used by the same operation (it is then tied)."""
+        if tensor is None:
+            return None
+        first = self.tensor_uses.setdefault(tensor, layer.type)
+        if first != layer.type:
+            why = f"self.{tensor} is used by {first} and then by {layer.type}; a tied tensor stays with one operation"
+            raise Unsupported(node, why)
+        return tensor
 
     def call_or_skip(self, node: ast.Call, first_output: bool) -> list[_Step]:
         """A call that is no layer, with the tensor as its input, is skipped alone: the calls inside it still count."""
@@ -136,6 +192,19 @@ class _ForwardReader:
             return self.module_call(node, func.attr, first_output)
         if isinstance(func, ast.Call):
             return self.inline_call(node, first_output)
+        if is_one_hot_cast(self.importer.resolve, node):
+            assert isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)
+            one_hot = func.value
+            if not one_hot.args:
+                raise Unsupported(node, "F.one_hot() is called without the tensor")
+            return [*self.chain(one_hot.args[0], False), _Step(node, layer=one_hot_layer(one_hot, self.info.scope))]
+        if isinstance(func, ast.Attribute) and func.attr in TENSOR_OP_METHODS and self._on_tensor(func.value):
+            return [*self.chain(func.value, False), _Step(node, layer=method_layer(node, func.attr, self.info.scope))]
+        if self.importer.resolve(func) == "torch.cat":
+            found = token_of(node, self.live, self.tokens, self.aux, self.info.parameters)
+            if found is not None:
+                layer, held = found
+                return [_Step(node, layer=layer, tensor=self.holding(node, held, layer))]
         if isinstance(func, ast.Attribute) and func.attr in TENSOR_METHODS and self._on_tensor(func.value):
             return self.method_call(node, func.attr, first_output)
         qualified = self.importer.resolve(func) or ""
@@ -197,18 +266,30 @@ class _ForwardReader:
         """``x.view(batch, -1)`` keeps the batch dimension and flattens the rest: nn.Flatten()."""
         args = node.args[0].elts if len(node.args) == 1 and isinstance(node.args[0], ast.Tuple) else node.args
         if len(args) != 2:
-            raise Unsupported(node, "a view/reshape other than (batch, -1) has no layer in the catalog")
+            return self.reshape_for_view(node)
         batch, rest = args
         keeps_batch = self.importer_is_batch(batch)
         if keeps_batch and _is_minus_one(rest):
             self.importer.info(node, "read as nn.Flatten(): keeps the batch dimension, flattens the rest")
+        elif _is_minus_one(batch) and (exact := reshape_layer(node, self.info.scope)) is not None:
+            self.importer.info(node, f"read as Reshape({exact.params['shape']}): the sizes view gives, batch first")
+            return exact
         elif _is_minus_one(batch) and isinstance(rest, ast.Constant | ast.BinOp | ast.Name):
             self.importer.info(
                 node, "read as nn.Flatten(): -1 first assumes the batch dimension is kept and the rest flattened"
             )
         else:
-            raise Unsupported(node, "a view/reshape other than (batch, -1) has no layer in the catalog")
+            return self.reshape_for_view(node)
         return LayerSpec(type="Flatten")
+
+    def reshape_for_view(self, node: ast.Call) -> LayerSpec:
+        """``x.reshape(-1, 16)``: every size a literal, the batch's included."""
+        layer = reshape_layer(node, self.info.scope)
+        if layer is None:
+            raise Unsupported(
+                node, "a view/reshape with computed sizes has no layer: give (batch, -1) or literal sizes"
+            )
+        return layer
 
     def importer_is_batch(self, node: ast.expr) -> bool:
         if isinstance(node, ast.Name):
