@@ -15,6 +15,7 @@ COLUMNS = 3
 TEACHES: dict[str, str] = {
     "alexnet": "Lazy convolutions infer their input channels; watch 224 x 224 shrink to 5 x 5 before the classifier.",
     "centered-layer": "A custom layer without parameters (D2L 6.5): your own forward, checked in the sandbox.",
+    "convnext-block": "A ConvNeXt block: a depthwise 7 x 7 convolution, channels-last LayerNorm, in a residual.",
     "d2l-mlp": "Lazy initialization (D2L 6.4): weights stay uninitialized until the first forward pass.",
     "d2l-tied-mlp": "Tied parameters (D2L 6.2): one layer used twice, its weights shared and counted once.",
     "densenet-block": "Dense connections: a Residual concatenates its body's output with its input.",
@@ -23,10 +24,12 @@ TEACHES: dict[str, str] = {
     "mobilenetv2": "Inverted residuals: depthwise convolutions (groups) inside skip connections.",
     "my-linear": "A custom layer with parameters (D2L 6.5): its weight and bias count like a built-in's.",
     "resnet18": "Residual blocks with projection shortcuts where the shape changes, repeated by stage.",
+    "rnn-lm": "A character RNN language model (D2L 9.6): one-hot tokens, time first, a Linear per step.",
     "se-block": "Squeeze-and-excitation: a branch that re-weights channels, merged by multiplication.",
     "text-lstm": "Token ids through an Embedding and an LSTM: integer input, sequence-shaped output.",
     "transformer-block": "Attention and a feed-forward net, each inside a residual block with LayerNorm.",
     "transformer-encoder": "torch's own TransformerEncoder: a stack of layers as one entry.",
+    "vit-tiny": "A tiny Vision Transformer: patches, a class token and position embeddings, then an encoder.",
     "unet": "U-Net skips as nested Residuals that concatenate; transposed convolutions upsample back.",
 }
 

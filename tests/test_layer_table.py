@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 
 from builder import run
+from builder.catalog import catalog
 from builder.design import LayerSpec, design_from_dict
 from builder.examples import load_example
+from builder.export import ENCODER_LAYERS, layer_source
 from builder.layer_table import Status, call_args, entry_text, layer_rows, lazy_rows
+from builder.samples import sample_design
 
 
 @pytest.mark.parametrize(
@@ -83,3 +86,16 @@ def test_a_block_is_one_row_named_by_its_type_label_and_size():
     assert len(rows) == len(design.layers)
     assert rows[5]["layer"] == 'Sequential block "layer2" (16 entries)'
     assert rows[0]["layer"] == "Conv2d(3, 64, 7, stride=2, padding=3, bias=False)"
+
+
+@pytest.mark.parametrize("layer_type", sorted(catalog()))
+def test_every_catalog_layer_is_named_as_the_export_writes_its_call(layer_type):
+    """The stack's label and the exported constructor agree on every layer: the same arguments in the same order,
+    split the same way between positional and keyword (the export is how a person writes the call)."""
+    if layer_type in ENCODER_LAYERS:
+        pytest.skip("the export builds the encoder's inner layer first")
+    spec = sample_design(layer_type).layers[0]
+    exported = layer_source(spec.type, spec.params)
+    written = exported.split("(", 1)[1].removesuffix(")")  # the project's tensor ops have no nn. prefix
+    brackets = str.maketrans("", "", "[]()")  # the design holds lists where the export writes tuples
+    assert written.translate(brackets) == call_args(spec).replace('"', "'").translate(brackets)
