@@ -6,39 +6,58 @@ are in ``pages/``; every page sets itself up and writes the design back into the
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from builder.design import Design, DesignError, file_stem
+from builder.design import Design, DesignError, file_stem, find_entry
 from builder.diagnose import Fix, LayerError
-from builder.edit import apply_fix
+from builder.edit import apply_fix, set_name
+from builder.export import class_name
 from builder.inference import Trace
-from builder.summary import format_shape, summary_rows
-from ui import block_inspector, frame, graph_view, inspector, review, second_input, stack, state, values
+from builder.summary import format_shape
+from ui import (
+    block_inspector,
+    frame,
+    graph_view,
+    inspector,
+    results,
+    review,
+    second_input,
+    shortcuts,
+    stack,
+    stack_buttons,
+    state,
+    values,
+)
 from ui.text import plain
 
 # ---------------------------------------------------------------- forward pass, graph, errors
 
 
 def run_controls_ui(can_run: bool) -> tuple[bool, bool]:
-    """The run button and its modes; returns (run clicked, animate layer by layer)."""
-    clicked = st.button(
-        "Run dummy forward pass",
-        key="run_forward",
-        type="primary",
-        icon=":material/play_arrow:",
-        disabled=not can_run,
-        help=None if can_run else "The design contains code: read it above and run it first.",
-    )
-    mode_col, live_col = st.columns([1, 1], vertical_alignment="center")
-    mode = mode_col.segmented_control(
-        "Show the run",
-        ["layer by layer", "instant"],
-        default="layer by layer",
-        key="animation",
-        label_visibility="collapsed",
-    )
-    live_col.toggle("Live: re-run after every edit", key="live")
+    """The run button, its modes and the shortcuts' help, in rows that wrap rather than cut a label; returns (run
+    clicked, animate layer by layer)."""
+    buttons = st.container(horizontal=True, vertical_alignment="center")
+    with buttons:
+        clicked = st.button(
+            "Run dummy forward pass",
+            key="run_forward",
+            type="primary",
+            icon=":material/play_arrow:",
+            disabled=not can_run,
+            help="Ctrl+Enter" if can_run else "The design contains code: read it above and run it first.",
+        )
+        shortcuts.help_ui()
+    modes = st.container(horizontal=True, vertical_alignment="center")
+    with modes:
+        mode = st.segmented_control(
+            "Show the run",
+            ["layer by layer", "instant"],
+            default="layer by layer",
+            key="animation",
+            label_visibility="collapsed",
+            width="content",
+        )
+        st.toggle("Live", key="live", help="Re-run the forward pass after every edit")
     return clicked, mode != "instant"
 
 
@@ -67,7 +86,7 @@ def fix_clicked(error: LayerError, fix: Fix) -> None:
     was_run = state.ran(design)
     fixed = apply_fix(design, error, fix)
     state.commit(fixed)
-    st.session_state[stack.SELECTED] = error.layer_id if error.layer_id in {s.id for s in fixed.layers} else None
+    st.session_state[stack.SELECTED] = error.layer_id if find_entry(fixed, error.layer_id) else None
     if was_run:
         state.mark_ran(fixed)
 
@@ -100,61 +119,37 @@ def status_ui(design: Design, trace: Trace | None) -> None:
         st.info("Shapes show as ? and lazy weights as <UninitializedParameter> until you run the forward pass.")
 
 
-# ---------------------------------------------------------------- results
-
-
-def totals_ui(trace: Trace) -> None:
-    output, params, flops, memory = st.columns(4)
-    output.metric("Output shape", format_shape(trace.output_shape))
-    params.metric("Parameters", f"{trace.total_params:,}")
-    flops.metric("FLOPs", f"{trace.total_flops:,}")
-    memory.metric("Parameter memory", f"{trace.param_bytes / 1e6:.2f} MB")
-
-
-def table_ui(design: Design, trace: Trace) -> None:
-    """The per-layer table, its totals and its CSV."""
-    table = pd.DataFrame(summary_rows(trace))
-    totals_ui(trace)
-    st.dataframe(table, hide_index=True, width="stretch")
-    st.download_button(
-        "Download table (CSV)",
-        table.to_csv(index=False),
-        file_name=f"{file_stem(design)}-summary.csv",
-        mime="text/csv",
-        icon=":material/table:",
-        key="summary_csv",
-    )
-
-
-def lazy_ui(trace: Trace) -> None:
-    """Each lazy parameter before and after the forward pass."""
-    rows = [
-        {
-            "parameter": f"{layer.index + 1} {layer.type}.{before.name}",
-            "before": before.describe(),
-            "after": after.describe() if trace.ran else "run the forward pass",
-        }
-        for layer in trace.layers
-        if layer.lazy
-        for before, after in zip(layer.params_before, layer.params_after, strict=True)
-    ]
-    if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    else:
-        st.caption("No lazy layers in this design.")
-
-
-def results_ui(design: Design, trace: Trace | None) -> None:
-    """The layer table and the lazy-parameters panel."""
-    if trace is None:
+def name_changed(key: str) -> None:
+    """Rename the design from its field (a resend of an older generation's field changes nothing)."""
+    if key != name_key():
         return
-    table_col, lazy_col = st.columns([5, 4], gap="large")
-    with table_col:
-        st.subheader("Layers")
-        table_ui(design, trace)
-    with lazy_col:
-        st.subheader("Lazy parameters")
-        lazy_ui(trace)
+    errors = st.session_state.setdefault("field_errors", {})
+    try:
+        state.commit(set_name(state.current(), st.session_state[key]), from_field=True)
+    except DesignError as error:
+        errors[key] = str(error)
+        return
+    errors.pop(key, None)
+
+
+def name_key() -> str:
+    return f"design_name.{state.generation()}"
+
+
+def name_ui(design: Design) -> None:
+    """The design's name, which the export's file and class are named after."""
+    key = name_key()
+    st.text_input(
+        "Design name",
+        value=design.name,
+        key=key,
+        on_change=name_changed,
+        args=(key,),
+        help=f"Names what you export: {file_stem(design)}.py, class {class_name(design)}",
+    )
+    error = st.session_state.get("field_errors", {}).get(key)
+    if error:
+        st.caption(f":red[{plain(error)}]")
 
 
 def main() -> None:
@@ -162,7 +157,10 @@ def main() -> None:
     stack.consume_drop()
     graph_view.consume_click(state.current())
     design = state.current()
-    st.title("Build a model")
+    title_col, name_col = st.columns([3, 1], vertical_alignment="bottom")
+    title_col.title("Build a model")
+    with name_col:
+        name_ui(design)
     st.caption("Drag layers into the stack, choose the input, then run a dummy forward pass to see every shape.")
     can_run = review.review_ui(design)
     inspector.input_ui(design)
@@ -170,9 +168,9 @@ def main() -> None:
     with build_col:
         offered = stack.palette_ui(design)
         stack.stack_ui(design, offered)
-        stack.add_ui(offered)
+        stack_buttons.add_ui(design)
         st.subheader("Layer")
-        selected = stack.layer_actions_ui(design)
+        selected = stack_buttons.layer_actions_ui(design)
         if selected:
             block_inspector.entry_inspector_ui(design, selected)
     with graph_col:
@@ -185,7 +183,7 @@ def main() -> None:
         with status:
             status_ui(design, trace)
             error_ui(trace)
-    results_ui(design, trace)
+    results.results_ui(design, trace)
     second_input.second_input_ui(design, trace)
     values.values_ui(design, trace, selected)
     frame.finish()

@@ -147,6 +147,11 @@ def set_input(design: Design, shape: tuple[int, ...], dtype: DType | str | None 
     return design.model_copy(update={"input": spec})
 
 
+def set_name(design: Design, name: str) -> Design:
+    """Rename the design (its export's file and class names come from it); blank text keeps "untitled"."""
+    return validate_design(design.model_copy(update={"name": name.strip() or "untitled"}))
+
+
 def apply_fix(design: Design, error: LayerError, fix: Fix) -> Design:
     """Apply a suggested fix to the entry the error names, at the top level or inside a block (a projection
     shortcut, another merge, Flatten inserted, an argument set, the Lazy variant, the input's dtype)."""

@@ -2,8 +2,8 @@
 
 ``render_graph`` only formats what a trace recorded: with no trace, shapes are ``?``; with a construct-only trace
 (``trace.ran`` is False), parameter shapes are known except the lazy ones; after the forward pass everything is.
-Lazy layers are dashed until a run materializes them, the failing layer is red with its diagnosis, and the layers
-it kept from running are grey.
+Lazy layers are dashed until a run materializes them, custom layers (the design's own code) are amber and say so,
+the failing layer is red with its diagnosis, and the layers it kept from running are grey.
 
 A block is a cluster (its type, label and ``x N`` when repeated, drawn once) holding its stacks: a Residual or a
 Parallel forks its input to each stack and joins them at a merge node (``+ add``, ``x mul``, ``concat dim=1``);
@@ -68,6 +68,8 @@ STATE_ATTRS: dict[NodeState, dict[str, str]] = {
     NodeState.UNREACHED: {"color": "#bdbdbd", "fillcolor": "#f5f5f5", "fontcolor": "#9e9e9e"},
 }
 LAZY_ATTRS: dict[str, str] = {"color": "#3367d6", "fillcolor": "#e8f0fe"}  # until a run materializes it
+CUSTOM_ATTRS: dict[str, str] = {"color": "#b26a00", "fillcolor": "#fff4e0", "penwidth": "1.5"}  # the design's own code
+CUSTOM_LINE = "custom layer (the design's code)"
 UNREACHED_EDGE: dict[str, str] = {"color": "#bdbdbd", "fontcolor": "#9e9e9e"}
 CLUSTER_ATTRS: dict[str, str] = {
     "style": "rounded,dashed", "color": "#7e57c2", "fontname": "Helvetica", "fontsize": "10", "labeljust": "l",
@@ -193,9 +195,12 @@ def _layer_node(
     graph: graphviz.Digraph, node: str, spec: LayerSpec, layer: LayerTrace | None, state: NodeState,
     trace: Trace | None, fill: str | None = None,
 ) -> None:  # fmt: skip
-    lines = _title(spec) + _trace_lines(layer)
+    custom = catalog().get(spec.type) is None
+    lines = _title(spec) + ([CUSTOM_LINE] if custom else []) + _trace_lines(layer)
     attrs = dict(STATE_ATTRS[state])
     lazy = _is_lazy(spec, layer, trace)
+    if custom and state is NodeState.BUILT:
+        attrs.update(CUSTOM_ATTRS)
     if lazy and state is NodeState.BUILT:
         attrs.update(LAZY_ATTRS)
     if fill is not None and state is NodeState.BUILT:

@@ -323,6 +323,9 @@ def report_ui(check: dict[str, Any] | None, source: str, name: str | None) -> bo
     if not check:
         st.caption("Check the layer to see its output shape and parameters; a layer that passes can be added.")
         return False
+    if name is not None and check["name"] != name:
+        st.caption(plain(f"Check {name} to see its output shape and parameters (the last check was of another class)."))
+        return False
     report: CheckReport = check["report"]
     current = check["source"] == source and check["name"] == name
     if not current:

@@ -201,7 +201,9 @@ def notes_ui(notes: tuple[ImportNote, ...] | None) -> None:
         st.caption("Everything was taken over as written.")
         return
     rows = [{"line": n.line, "kind": str(n.severity), "construct": n.construct, "why": n.message} for n in notes]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    narrow = {"line": st.column_config.NumberColumn(width=50), "kind": st.column_config.TextColumn(width=80)}
+    widths = narrow | {"why": st.column_config.TextColumn(width="large")}  # the reasons get the room
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=widths)
 
 
 def main() -> None:

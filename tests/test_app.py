@@ -6,7 +6,6 @@ component the value the browser would send.
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from builder.examples import load_example
 from builder.export import ExportStyle, export_code
 from builder.inference import infer_shapes
 from builder.share import decode_design, encode_design
+from tests.board_events import board_stack, simulate_drop
 from tests.page_text import graph_texts, shown
 
 TIMEOUT = 30
@@ -103,8 +103,74 @@ def test_forward_pass_fills_graph_table_and_lazy_panel(at):
     assert list(table["output shape"]) == ["(2, 256)", "(2, 256)", "(2, 10)"]
     assert "in_features inferred = 20" in table["notes"][0]
     weight = lazy[lazy["parameter"] == "1 LazyLinear.weight"].iloc[0]
-    assert (weight["before"], weight["after"]) == ("<UninitializedParameter>", "torch.Size([256, 20])")
-    assert any(m.label == "Parameters" and m.value == "7,946" for m in at.metric)
+    assert (weight["before"], weight["after"]) == ("<UninitializedParameter>", "(256, 20)")
+    params = next(m for m in at.metric if m.label == "Parameters")
+    assert (params.value, params.proto.help) == ("7.9 K", "7,946 parameters")
+
+
+def test_a_failing_run_keeps_every_layer_in_the_table_and_every_lazy_layer_in_its_panel():
+    broken = design_from_dict(
+        {
+            "input": {"shape": [2, 20]},
+            "layers": [
+                {"type": "LazyLinear", "params": {"out_features": 256}},
+                {"type": "Linear", "params": {"in_features": 7, "out_features": 10}},
+                {"type": "LazyLinear", "params": {"out_features": 3}},
+            ],
+        }
+    )
+    at = open_app({"design": encode_design(broken)})
+    run_forward(at)
+    table, lazy = frame_with(at, "output shape"), frame_with(at, "before")
+    assert list(table["layer"]) == ["LazyLinear(256)", "Linear(7, 10)", "LazyLinear(3)"]
+    assert list(table["status"]) == ["ran", "failed", "not reached"]
+    assert "expected in_features=7" in table["notes"][1]
+    assert list(lazy["parameter"]) == [
+        "1 LazyLinear.weight",
+        "1 LazyLinear.bias",
+        "3 LazyLinear.weight",
+        "3 LazyLinear.bias",
+    ]
+    assert list(lazy["after"])[2].startswith("not reached")
+    params = next(m for m in at.metric if m.label == "Parameters")
+    assert params.value == "5.5 K", "the layers built count: 5,376 + 80"
+
+
+def test_the_table_names_layers_by_position_and_call_not_by_id_after_an_insert():
+    at = open_app({"design": encode_design(load_example("lenet"))})
+    at.session_state["model_dnd"] = {
+        "nonce": "insert",
+        "action": "add",
+        "type": "ReLU",
+        "kind": "layer",
+        "parent": None,
+        "stack": "layers",
+        "index": 1,
+    }
+    at.run()
+    run_forward(at)
+    table = frame_with(at, "output shape")
+    assert list(table["#"])[:3] == [1, 2, 3]
+    assert list(table["layer"])[:4] == ["Conv2d(1, 6, 5, padding=2)", "ReLU()", "Sigmoid()", "AvgPool2d(2, stride=2)"]
+    assert not any(str(name).startswith("layer-") for name in table["layer"])
+
+
+def test_the_flops_metric_says_what_it_counts(at):
+    run_forward(at)
+    flops = next(m for m in at.metric if m.label == "FLOPs")
+    assert flops.value == "30.7 K"
+    assert flops.proto.help.startswith("30,720 FLOPs.")
+    assert "matrix multiplications and convolutions" in flops.proto.help and "not counted" in flops.proto.help
+
+
+def test_the_shortcuts_listener_is_on_the_page_and_its_help_lists_every_shortcut(at):
+    from ui.shortcuts import SHORTCUTS
+
+    [listener] = at.get("html")
+    for shortcut in SHORTCUTS:
+        assert f'"button": "{shortcut.button}"' in listener.proto.body
+        assert at.button(key=shortcut.button), f"{shortcut.keys} clicks a button the page has"
+        assert f"| {shortcut.keys} | {shortcut.does} |" in "\n".join(m.value for m in at.markdown)
 
 
 def test_layer_by_layer_run_ends_with_the_full_graph(at):
@@ -130,21 +196,34 @@ def test_without_live_mode_an_edit_shows_unknown_shapes_again(at):
 
 
 def test_click_to_add_appends_and_selects_the_layer(at):
-    at.selectbox(key="palette_group").set_value("activation").run()
     at.selectbox(key="add_type").set_value("GELU").run()
     at.button(key="add_layer").click().run()
     assert types(at) == [*SEED_TYPES, "GELU"]
     assert at.session_state["selected_layer"] == design(at).layers[-1].id
 
 
+def palette_types(at: AppTest) -> list[str]:
+    """The palette's item types in the board's arguments, all groups in order."""
+    [board] = [e for e in at.get("component_instance") if e.proto.component_name == "ui.dnd.model_dnd"]
+    return [item["type"] for group in json.loads(board.proto.json_args)["palette"] for item in group["items"]]
+
+
 def test_search_filters_the_palette_across_groups(at):
     at.text_input(key="palette_search").input("norm2").run()
-    assert at.selectbox(key="add_type").options == [
-        "BatchNorm2d",
-        "InstanceNorm2d",
-        "LazyBatchNorm2d",
-        "LazyInstanceNorm2d",
-    ]
+    assert palette_types(at) == ["BatchNorm2d", "InstanceNorm2d", "LazyBatchNorm2d", "LazyInstanceNorm2d"]
+
+
+def test_layer_to_add_lists_every_layer_of_every_group_whatever_group_is_picked(at):
+    assert at.selectbox(key="palette_group").value == "linear"
+    add = at.selectbox(key="add_type")
+    assert add.value == "Linear"
+    names = [option.split(" · ")[0] for option in add.options]
+    assert {"Conv2d", "ReLU", "LazyLinear", "Residual", "LSTM"} <= set(names)
+    assert len(names) == len(set(names)), "each type once"
+    assert "Conv2d · convolution" in add.options, "each with its group, so typing a group's name finds it too"
+    add.set_value("Conv2d").run()
+    at.button(key="add_layer").click().run()
+    assert types(at) == [*SEED_TYPES, "Conv2d"]
 
 
 def test_remove_duplicate_and_move_buttons(at):
@@ -169,54 +248,16 @@ def test_widget_keys_follow_the_layer_not_its_position(at):
     assert field(at, "layer-3", "out_features").value == 10
 
 
-NONCES = itertools.count()
-
-
-def board_stack(at: AppTest) -> list[str]:
-    """The labels of the stack the drag-and-drop board shows (its arguments, as the browser gets them)."""
-    [board] = [e for e in at.get("component_instance") if e.proto.component_name == "ui.dnd.model_dnd"]
-    return [item["label"] for item in json.loads(board.proto.json_args)["stacks"][0]["items"]]
-
-
-def send_event(at: AppTest, action: str, **fields) -> None:
-    """Hand the board the value a browser sends for one drop (ui.dnd.Event, with a fresh nonce)."""
-    at.session_state["model_dnd"] = {"nonce": f"drop-{next(NONCES)}", "action": action, **fields}
-    at.run()
-    assert not at.exception, at.exception
-
-
-def drop_into_stack(at: AppTest, stack: list[str], palette_item: str | None = None) -> None:
-    """The drops that turn the top-level stack into ``stack`` (its labels after them, the palette item by name)."""
-    labels = dict(zip(board_stack(at), [layer.id for layer in at.session_state["design"].layers], strict=True))
-    for label, layer_id in labels.items():
-        if label not in stack:
-            send_event(at, "remove", id=layer_id)
-    for index, layer_id in enumerate(labels[label] for label in stack if label in labels):
-        if [layer.id for layer in at.session_state["design"].layers].index(layer_id) != index:
-            send_event(at, "move", id=layer_id, parent=None, stack="layers", index=index)
-    if palette_item is not None:
-        send_event(
-            at, "add", type=palette_item, kind="layer", parent=None, stack="layers", index=stack.index(palette_item)
-        )
-
-
-def simulate_drop(at: AppTest, palette_item: str | None = None, stack: list[str] | None = None) -> None:
-    """Drop a palette item second in the stack, or leave the stack as ``stack`` (the rest trashed)."""
-    new_stack = board_stack(at) if stack is None else list(stack)
-    if palette_item is not None:
-        new_stack.insert(1, palette_item)
-    drop_into_stack(at, new_stack, palette_item)
-
-
 def test_a_drop_from_the_palette_copies_the_layer_into_the_stack(at):
-    simulate_drop(at, palette_item="Linear")
+    labels = board_stack(at)
+    simulate_drop(at, [labels[0], "Linear", *labels[1:]], palette_item="Linear")
     assert types(at) == ["LazyLinear", "Linear", "ReLU", "LazyLinear"]
     assert at.session_state["selected_layer"] == design(at).layers[1].id
 
 
 def test_a_drop_reorders_and_trashes(at):
     labels = board_stack(at)
-    simulate_drop(at, stack=[labels[2], labels[0]])
+    simulate_drop(at, [labels[2], labels[0]])
     assert [layer.id for layer in design(at).layers] == ["layer-3", "layer-1"]
 
 
@@ -292,7 +333,9 @@ def test_layers_before_the_error_keep_their_shapes():
     data = {**BROKEN, "layers": [{"type": "ReLU"}, *BROKEN["layers"]]}
     at = open_app({"design": encode_design(design_from_dict(data))})
     run_forward(at)
-    assert list(frame_with(at, "output shape")["output shape"]) == ["(2, 20)"]
+    table = frame_with(at, "output shape")
+    assert list(table["output shape"]) == ["(2, 20)", "?", "?"]
+    assert list(table["status"]) == ["ran", "failed", "not reached"]
 
 
 # ---------------------------------------------------------------- the URL
@@ -341,6 +384,27 @@ def test_export_page_with_a_failing_design_still_exports():
     assert at.toggle(key="export_materialize").disabled
 
 
+def test_the_design_name_set_on_build_names_the_export(at):
+    name = next(w for w in at.text_input if w.key.startswith("design_name."))
+    assert name.value == "d2l-mlp"
+    name.set_value("LeNet 5").run()
+    assert design(at).name == "LeNet 5"
+    name = next(w for w in at.text_input if w.key.startswith("design_name."))
+    assert name.proto.help == "Names what you export: LeNet_5.py, class LeNet5"
+    at.switch_page("pages/export.py").run()
+    at.radio(key="export_style").set_value(ExportStyle.MODULE).run()
+    assert "class LeNet5(nn.Module):" in at.code[0].value
+    at.switch_page("app.py").run()
+    button(at, "Undo").click().run()
+    assert design(at).name == "d2l-mlp"
+
+
+def test_a_design_name_that_cannot_stand_is_refused_beside_the_field(at):
+    next(w for w in at.text_input if w.key.startswith("design_name.")).set_value("x" * 101).run()
+    assert design(at).name == "d2l-mlp"
+    assert any("at most 100" in c.value for c in at.caption)
+
+
 # ---------------------------------------------------------------- examples page
 
 
@@ -354,6 +418,19 @@ def test_examples_load_in_one_click_and_undo():
     assert any("Loaded the lenet example" in s.value for s in at.success)
     button(at, "Undo").click().run()
     assert types(at) == SEED_TYPES
+
+
+def test_every_example_card_says_what_it_teaches_and_loads_into_build():
+    from builder.examples import list_examples
+
+    at = open_app(page="pages/examples.py")
+    shown_text = [shown([m]) for m in at.markdown]
+    for name in list_examples():
+        load = at.button(key=f"load.{name}")
+        assert (load.label, load.proto.icon) == ("Load into Build", ":material/file_open:")
+        [card] = [i for i, text in enumerate(shown_text) if text == f"**{name}**"]
+        teaches = shown_text[card + 1]
+        assert teaches != "A design to explore." and len(teaches) <= 110, f"{name}: one line on what it teaches"
 
 
 def test_save_button_offers_the_design_json(at):

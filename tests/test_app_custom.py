@@ -130,9 +130,8 @@ def test_check_the_centered_layer_add_it_and_find_it_in_the_palette(at):
 
     at.switch_page("app.py")
     run(at)
-    at.selectbox(key="palette_group").set_value("custom")
+    at.selectbox(key="add_type").set_value("CenteredLayer")
     run(at)
-    assert at.selectbox(key="add_type").options == ["CenteredLayer"]
     at.button(key="add_layer").click()
     run(at)
     assert design(at).layers[-1].type == "CenteredLayer"
@@ -358,3 +357,30 @@ def test_checks_name_the_session_that_asks(at, monkeypatch):
     check(at)
     check(at)
     assert len(sessions) == 2 and sessions[0] and sessions[0] == sessions[1], "one id per browser session"
+
+
+TWO_CLASSES = (
+    "class Double(nn.Module):\n    def forward(self, X):\n        return X * 2\n\n"
+    "class Shift(nn.Module):\n"
+    "    def __init__(self, offset):\n"
+    "        super().__init__()\n"
+    "        self.offset = offset\n"
+    "    def forward(self, X):\n"
+    "        return X + self.offset\n"
+)
+
+
+def test_switching_class_hides_the_other_class_check_and_a_required_argument_says_required(at):
+    write(at, TWO_CLASSES)
+    target = next(s for s in at.selectbox if s.key.startswith("custom.class."))
+    target.set_value("Double")
+    run(at)
+    check(at)
+    assert "Double works" in texts(at.success)
+    next(s for s in at.selectbox if s.key.startswith("custom.class.")).set_value("Shift")
+    run(at)
+    assert not at.success, "Double's result is not shown under Shift's Add button"
+    assert at.button(key="custom.add").disabled
+    assert "Check Shift to see its output shape" in texts(at.caption)
+    [offset] = [t for t in at.text_input if t.key.endswith(".Shift.offset")]
+    assert offset.placeholder == "required"

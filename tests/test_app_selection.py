@@ -7,8 +7,6 @@ Each test asserts which layer is selected and which layer an edit changed.
 
 from __future__ import annotations
 
-import itertools
-import json
 import re
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from builder.design import design_from_dict
 from builder.examples import load_example
 from builder.share import encode_design
+from tests.board_events import board_stack, simulate_drop
 from ui.stack import stack_label
 from ui.text import WORD_JOINER
 
@@ -94,42 +93,6 @@ def click(at: AppTest, key: str) -> None:
     run(at)
 
 
-NONCES = itertools.count()
-
-
-def board_stack(at: AppTest) -> list[str]:
-    """The labels of the stack the drag-and-drop board shows (its arguments, as the browser gets them)."""
-    [board] = [e for e in at.get("component_instance") if e.proto.component_name == "ui.dnd.model_dnd"]
-    return [item["label"] for item in json.loads(board.proto.json_args)["stacks"][0]["items"]]
-
-
-def send_event(at: AppTest, action: str, **fields) -> None:
-    """Hand the board the value a browser sends for one drop (ui.dnd.Event, with a fresh nonce)."""
-    at.session_state["model_dnd"] = {"nonce": f"drop-{next(NONCES)}", "action": action, **fields}
-    at.run()
-    assert not at.exception, at.exception
-
-
-def drop_into_stack(at: AppTest, stack: list[str], palette_item: str | None = None) -> None:
-    """The drops that turn the top-level stack into ``stack`` (its labels after them, the palette item by name)."""
-    labels = dict(zip(board_stack(at), [layer.id for layer in at.session_state["design"].layers], strict=True))
-    for label, layer_id in labels.items():
-        if label not in stack:
-            send_event(at, "remove", id=layer_id)
-    for index, layer_id in enumerate(labels[label] for label in stack if label in labels):
-        if [layer.id for layer in at.session_state["design"].layers].index(layer_id) != index:
-            send_event(at, "move", id=layer_id, parent=None, stack="layers", index=index)
-    if palette_item is not None:
-        send_event(
-            at, "add", type=palette_item, kind="layer", parent=None, stack="layers", index=stack.index(palette_item)
-        )
-
-
-def simulate_drop(at: AppTest, stack: list[str], palette_item: str | None = None) -> None:
-    """Hand the board the drops a browser would make: ``stack`` is the stack's items after them."""
-    drop_into_stack(at, stack, palette_item)
-
-
 def stack_items(at: AppTest) -> list[str]:
     return board_stack(at)
 
@@ -176,7 +139,7 @@ def test_typed_fields_of_a_conv_all_land_on_it():
     assert selected(at) == "layer-4"
     assert params(at, "layer-4") == {"in_channels": 6, "out_channels": 16, "kernel_size": 3, "padding": 1}
     assert params(at, "layer-1") == LENET.layers[0].params
-    assert picker(at)[3] == "4 · Conv2d(6, 16, 3, 1)"
+    assert picker(at)[3] == "4 · Conv2d(6, 16, 3, padding=1)"
 
 
 def test_an_invalid_value_is_explained_and_the_selection_stays(at):
@@ -337,3 +300,26 @@ def test_a_block_stands_in_the_stack_as_one_entry():
         }
     ).layers[0]
     assert stack_label(1, block) == "2 · Residual block (2 entries)"
+
+
+def test_fixing_a_layer_inside_a_block_keeps_it_selected():
+    mismatch = design_from_dict(
+        {
+            "version": 2,
+            "input": {"shape": [1, 8, 4, 4]},
+            "layers": [
+                {"type": "Sequential", "layers": [{"type": "Linear", "params": {"in_features": 5, "out_features": 10}}]}
+            ],
+        }
+    )
+    at = open_app(mismatch)
+    linear = design(at).layers[0].layers[0].id
+    at.session_state["model_dnd"] = {"nonce": "select-linear", "action": "select", "id": linear}
+    run(at)
+    click(at, "run_forward")
+    [fix] = [b for b in at.button if b.key and b.key.startswith(f"fix.{linear}.") and "Flatten" in b.label]
+    fix.click()
+    run(at)
+    assert [layer.type for layer in design(at).layers[0].layers] == ["Flatten", "Linear"]
+    assert at.session_state["selected_layer"] == linear, "the fixed layer stays selected, not the Flatten before it"
+    assert fields_shown(at) == {linear}

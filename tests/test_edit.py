@@ -320,3 +320,13 @@ def test_a_fix_inside_a_block_applies_where_the_error_is() -> None:
     fixed = apply_fix(design, error, fix)
     assert [layer.type for layer in fixed.layers[0].shortcut] == ["Conv2d", "BatchNorm2d"]
     assert infer_shapes(fixed).error is None
+
+
+def test_set_name_renames_the_design_and_refuses_a_name_that_cannot_stand():
+    from builder.edit import set_name
+
+    seed = load_example("d2l-mlp")
+    assert set_name(seed, "  LeNet 5 ").name == "LeNet 5"
+    assert set_name(seed, "   ").name == "untitled"
+    with pytest.raises(DesignError, match="at most 100"):
+        set_name(seed, "x" * 101)

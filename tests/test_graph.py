@@ -73,6 +73,17 @@ def test_graph_matches_golden_file(name: str, traces: dict[str, Trace | None]) -
     _check_golden(name, render_graph(design, traces[name]).source)
 
 
+def test_a_custom_layer_node_is_marked_as_the_design_s_code() -> None:
+    from builder.examples import load_example
+
+    design = load_example("centered-layer")
+    graph = render_graph(design, None)
+    _check_golden("custom-no-trace", graph.source)
+    custom, builtin = _node(graph, "layer-2"), _node(graph, "layer-1")
+    assert "custom layer (the design's code)" in custom and "#fff4e0" in custom
+    assert "custom layer" not in builtin and "#fff4e0" not in builtin
+
+
 def test_before_the_run_shapes_are_unknown_and_lazy_parameters_uninitialized(traces: dict) -> None:
     graph = render_graph(MLP, traces["mlp-before-run"])
     assert _edges(graph) == ["(2, 20)", "?", "?", "?"]  # only the input's shape is known

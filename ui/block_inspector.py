@@ -1,10 +1,8 @@
-"""The inspector for what a tree of blocks adds: a block's fields (label, repeat, merge, dim, branches) and the
-arguments of a layer that stands inside a block.
+"""The inspector for what a tree of blocks adds: a block's fields (label, repeat, merge, dim, branches).
 
-``entry_inspector_ui`` is the Build page's entry point for the selected entry: a top-level layer goes to
-``ui.inspector``, whose form finds layers in the model's own stack; a layer inside a block gets the same fields
-(``inspector.param_widget`` and its readers), applied through the tree (``builder.edit.set_param``). Keys hold the
-entry's id and the design's generation, as the inspector's do.
+``entry_inspector_ui`` is the Build page's entry point for the selected entry: a block's fields here, a layer's
+arguments (at any depth) in ``ui.inspector``. Keys hold the entry's id and the design's generation, as the
+inspector's do.
 """
 
 from __future__ import annotations
@@ -15,8 +13,6 @@ from typing import Any
 import streamlit as st
 
 from builder.blocks import edit as tree
-from builder.catalog import ParamSpec, catalog
-from builder.custom import layer_signature
 from builder.design import (
     MAX_REPEAT,
     BlockSpec,
@@ -28,8 +24,6 @@ from builder.design import (
     find_entry,
     is_block,
 )
-from builder.edit import set_param
-from builder.forms import same_value
 from ui import inspector, state
 from ui.stack import BLOCK_HINTS, act, commit_checked
 from ui.text import plain
@@ -43,10 +37,8 @@ def entry_inspector_ui(design: Design, entry_id: str) -> None:
         return
     if is_block(located.entry):
         block_inspector_ui(design, located.entry)
-    elif located.depth == 0:
-        inspector.inspector_ui(design, entry_id)
     else:
-        nested_layer_ui(design, entry_id)
+        inspector.inspector_ui(design, entry_id)
 
 
 # ---------------------------------------------------------------- blocks
@@ -164,64 +156,3 @@ def branches_ui(block: ParallelBlock) -> None:
             on_click=act,
             args=(lambda design, n=number: commit_checked(tree.remove_branch(design, block.id, n)),),
         )
-
-
-# ---------------------------------------------------------------- layers inside blocks
-
-
-def nested_field_changed(layer_id: str, spec: ParamSpec, key: str, read: Callable[[ParamSpec, Any], Any]) -> None:
-    """Apply a field of a layer inside a block, as ``inspector.apply_field`` does for top-level layers: only an
-    edit of the field drawn for this generation and this layer counts."""
-    design = state.current()
-    located = find_entry(design, layer_id)
-    if key != inspector.field_key(layer_id, spec.name) or located is None or is_block(located.entry):
-        return
-    errors = st.session_state.setdefault("field_errors", {})
-    try:
-        value = read(spec, st.session_state[key])
-    except DesignError as error:
-        errors[key] = str(error)
-        return
-    errors.pop(key, None)
-    if not same_value(value, located.entry.params.get(spec.name, spec.default)):
-        state.commit(set_param(design, layer_id, spec.name, value), from_field=True)
-
-
-def nested_layer_ui(design: Design, layer_id: str) -> None:
-    """The arguments of a layer inside a block, from its catalog entry or its custom class; each applies at once."""
-    located = find_entry(design, layer_id)
-    spec = located.entry
-    entry = catalog().get(spec.type)
-    st.markdown(f"**{spec.type}**: {entry.summary} [docs]({entry.doc_url})" if entry else f"**{plain(spec.type)}**")
-    st.caption(f"In {plain(located.where)}")
-    formula_ui(design, state.trace_of(design, run=state.ran(design)), layer_id)
-    try:
-        params = entry.params if entry else layer_signature(custom_source(design, spec.type), spec.type)
-    except DesignError as error:
-        st.error(plain(f"{error}. Fix its code on the Custom layers page."))
-        return
-    if not params:
-        st.caption("This layer has no parameters.")
-        return
-    read = inspector.builtin_value if entry else inspector.custom_value
-    errors = st.session_state.get("field_errors", {})
-    columns = st.columns(3)
-    for position, param in enumerate(params):
-        key = inspector.field_key(layer_id, param.name)
-        value = spec.params.get(param.name, param.default)
-        changed = _on_nested_field(layer_id, param, key, read)
-        with columns[position % 3]:
-            if entry:
-                inspector.param_widget(param, value, key, changed)
-                if key in errors:
-                    st.caption(f":red[{plain(errors[key])}]")
-            else:
-                inspector.custom_param_ui(param, value, key, changed)
-
-
-def custom_source(design: Design, name: str) -> str:
-    return next((c.source for c in design.custom_layers if c.name == name), "")
-
-
-def _on_nested_field(layer_id: str, spec: ParamSpec, key: str, read: Callable) -> Callable[[], None]:
-    return lambda: nested_field_changed(layer_id, spec, key, read)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from builder.design import DesignError, dump_design, file_stem, load_design
-from ui import state
+from ui import shortcuts, state
 from ui.text import plain
 
 UPLOAD_KEY = "design_upload"
@@ -71,10 +71,22 @@ def history_ui() -> None:
     ss = st.session_state
     undo_col, redo_col = st.columns(2)
     undo_col.button(
-        "Undo", key="undo_button", icon=":material/undo:", on_click=state.undo, disabled=not ss.undo, width="stretch"
+        "Undo",
+        key="undo_button",
+        icon=":material/undo:",
+        on_click=state.undo,
+        disabled=not ss.undo,
+        width="stretch",
+        help="Ctrl+Z",
     )
     redo_col.button(
-        "Redo", key="redo_button", icon=":material/redo:", on_click=state.redo, disabled=not ss.redo, width="stretch"
+        "Redo",
+        key="redo_button",
+        icon=":material/redo:",
+        on_click=state.redo,
+        disabled=not ss.redo,
+        width="stretch",
+        help="Ctrl+Shift+Z",
     )
 
 
@@ -99,4 +111,5 @@ def finish() -> None:
         history_ui()
         files_ui()
         st.caption("The design lives in the page's URL: bookmark or share it to come back to this model.")
+        shortcuts.install()
     state.sync_url()

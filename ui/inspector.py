@@ -16,7 +16,7 @@ import streamlit as st
 
 from builder.catalog import ParamKind, ParamSpec, catalog
 from builder.custom import layer_signature
-from builder.design import Design, DesignError, DType, check_value, is_block, is_shared
+from builder.design import Design, DesignError, DType, LayerSpec, check_value, find_entry, is_block, is_shared
 from builder.edit import INPUT_PRESETS, parse_shape, set_input, set_param
 from builder.forms import Field, field_for, field_text, parse_field, same_value
 from ui import state
@@ -33,8 +33,10 @@ def field_key(layer_id: str, name: str) -> str:
     return f"param.{layer_id}.{name}.{state.generation()}"
 
 
-def has_layer(design: Design, layer_id: str) -> bool:
-    return any(layer.id == layer_id for layer in design.layers)
+def find_layer(design: Design, layer_id: str) -> LayerSpec | None:
+    """The layer with this id anywhere in the tree (a top-level one or one inside a block); None for a block."""
+    located = find_entry(design, layer_id)
+    return None if located is None or is_block(located.entry) else located.entry
 
 
 def builtin_value(spec: ParamSpec, raw: Any) -> Any:
@@ -55,7 +57,8 @@ def apply_field(layer_id: str, spec: ParamSpec, key: str, read: Callable[[ParamS
     since removed, or holding the value the design already has, is such a resend and changes nothing.
     """
     design = state.current()
-    if key != field_key(layer_id, spec.name) or not has_layer(design, layer_id):
+    layer = find_layer(design, layer_id)
+    if key != field_key(layer_id, spec.name) or layer is None:
         return
     errors = st.session_state.setdefault("field_errors", {})
     try:
@@ -64,14 +67,8 @@ def apply_field(layer_id: str, spec: ParamSpec, key: str, read: Callable[[ParamS
         errors[key] = str(error)
         return
     errors.pop(key, None)
-    layer = design.layers[design.layer_index(layer_id)]
     if not same_value(value, layer.params.get(spec.name, spec.default)):
         state.commit(set_param(design, layer_id, spec.name, value), from_field=True)
-
-
-def field_changed(layer_id: str, spec: ParamSpec, key: str) -> None:
-    """Check a catalog layer's field; apply it at once, or leave a message beside the field."""
-    apply_field(layer_id, spec, key, builtin_value)
 
 
 def param_widget(spec: ParamSpec, value: Any, key: str, on_change: Any) -> None:
@@ -90,7 +87,8 @@ def param_widget(spec: ParamSpec, value: Any, key: str, on_change: Any) -> None:
     elif field is Field.FLOAT and (value is None or isinstance(value, int | float)):
         st.number_input(label, value=None if value is None else float(value), format="%g", step=0.1, **common)
     else:
-        st.text_input(label, value=field_text(value), placeholder="default", **common)
+        placeholder = "required" if spec.required else "default"
+        st.text_input(label, value=field_text(value), placeholder=placeholder, **common)
 
 
 def _help(spec: ParamSpec) -> str:
@@ -102,12 +100,10 @@ REFERENCE_PAGE = "pages/reference.py"
 
 
 def inspector_ui(design: Design, layer_id: str) -> None:
-    """A form generated from the selected layer's catalog entry; each change applies at once."""
-    spec = design.layers[design.layer_index(layer_id)]
-    if is_block(spec):
-        st.markdown(f"**{spec.type} block**")
-        st.caption("Its layers are not edited on this page yet: it moves, and is removed, as one entry.")
-        return
+    """A form for the selected layer, at any depth: from its catalog entry, or read from its custom class's
+    ``__init__`` (statically: nothing runs). Each change applies at once."""
+    located = find_entry(design, layer_id)
+    spec = located.entry
     from ui import tying  # ui.tying edits through ui.stack
 
     if is_shared(spec):
@@ -115,28 +111,38 @@ def inspector_ui(design: Design, layer_id: str) -> None:
         return
     entry = catalog().get(spec.type)
     st.markdown(f"**{spec.type}**: {entry.summary} [docs]({entry.doc_url})" if entry else f"**{plain(spec.type)}**")
+    if located.depth:
+        st.caption(f"In {plain(located.where)}")
     if entry is not None:
         st.page_link(REFERENCE_PAGE, label=f"{spec.type} in the layer reference", query_params={"layer": spec.type})
     formula_ui(design, state.trace_of(design, run=state.ran(design)), layer_id)
     tying.reuse_ui(layer_id)
-    if entry is None:
-        custom_inspector_ui(design, layer_id)
+    try:
+        params = entry.params if entry else custom_params(design, spec.type)
+    except DesignError as error:
+        st.error(plain(f"{error}. Fix its code on the Custom layers page."))
         return
-    if not entry.params:
-        st.caption("This layer has no parameters.")
+    if not params:
+        st.caption("This layer has no parameters." if entry else "Its constructor takes no arguments.")
         return
-    errors = st.session_state.get("field_errors", {})
+    read = builtin_value if entry else custom_value
     columns = st.columns(3)
-    for position, param in enumerate(entry.params):
+    for position, param in enumerate(params):
         key = field_key(layer_id, param.name)
         with columns[position % 3]:
-            param_widget(param, spec.params.get(param.name, param.default), key, _on_field(layer_id, param, key))
-            if key in errors:
-                st.caption(f":red[{plain(errors[key])}]")
+            value = spec.params.get(param.name, param.default)
+            layer_field_ui(param, value, key, _on_field(layer_id, param, key, read), literal=entry is None)
 
 
-def _on_field(layer_id: str, spec: ParamSpec, key: str) -> Any:
-    return lambda: field_changed(layer_id, spec, key)
+def custom_params(design: Design, name: str) -> tuple[ParamSpec, ...]:
+    """A custom layer's arguments, read from its class's ``__init__``; DesignError if its code cannot be read."""
+    source = next((c.source for c in design.custom_layers if c.name == name), "")
+    st.caption("A custom layer, defined by code carried in the design (Custom layers page).")
+    return tuple(layer_signature(source, name))
+
+
+def _on_field(layer_id: str, spec: ParamSpec, key: str, read: Callable[[ParamSpec, Any], Any]) -> Any:
+    return lambda: apply_field(layer_id, spec, key, read)
 
 
 # ---------------------------------------------------------------- custom layers
@@ -186,39 +192,19 @@ def custom_value(spec: ParamSpec, raw: Any) -> Any:
     return value
 
 
-def custom_field_changed(layer_id: str, spec: ParamSpec, key: str) -> None:
-    """Apply a custom layer's field at once, or leave the message beside it."""
-    apply_field(layer_id, spec, key, custom_value)
-
-
 def custom_param_ui(param: ParamSpec, value: Any, key: str, on_change: Any = None) -> None:
     """One field of a custom layer's form; free-form arguments are shown as literals (``'relu'``, ``[1, 2]``)."""
-    shown = literal_text(value) if param.kind is ParamKind.ANY else value
+    layer_field_ui(param, value, key, on_change, literal=True)
+
+
+def layer_field_ui(param: ParamSpec, value: Any, key: str, on_change: Any, *, literal: bool) -> None:
+    """One field and the reason its last value was refused. ``literal``: a free-form argument is typed as a Python
+    literal (custom layers); else as the catalog's text forms read it."""
+    shown = literal_text(value) if literal and param.kind is ParamKind.ANY else value
     param_widget(param, shown, key, on_change)
     error = st.session_state.get("field_errors", {}).get(key)
     if error:
         st.caption(f":red[{plain(error)}]")
-
-
-def custom_inspector_ui(design: Design, layer_id: str) -> None:
-    """A form read from the custom layer's ``__init__`` (statically: nothing runs); each change applies at once."""
-    spec = design.layers[design.layer_index(layer_id)]
-    source = next((c.source for c in design.custom_layers if c.name == spec.type), "")
-    try:
-        params = layer_signature(source, spec.type)
-    except DesignError as error:
-        st.error(plain(f"{error}. Fix its code on the Custom layers page."))
-        return
-    st.caption("A custom layer, defined by code carried in the design (Custom layers page).")
-    if not params:
-        st.caption("Its constructor takes no arguments.")
-        return
-    columns = st.columns(3)
-    for position, param in enumerate(params):
-        key = field_key(layer_id, param.name)
-        with columns[position % 3]:
-            value = spec.params.get(param.name, param.default)
-            custom_param_ui(param, value, key, lambda p=param, k=key: custom_field_changed(layer_id, p, k))
 
 
 # ---------------------------------------------------------------- input

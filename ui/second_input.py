@@ -61,16 +61,9 @@ def feed_ui(design: Design) -> None:
     """The shape field and the button."""
     if SHAPE_KEY not in st.session_state:
         st.session_state[SHAPE_KEY] = ", ".join(map(str, design.input.shape))
-    shape_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-    shape_col.text_input("Second input shape", key=SHAPE_KEY, help="Sizes separated by commas, batch first")
-    button_col.button(
-        "Feed another input",
-        key="then_feed",
-        icon=":material/input:",
-        on_click=feed_clicked,
-        args=(design,),
-        width="stretch",
-    )
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # wraps at 1024 px: the label stays whole
+    row.text_input("Second input shape", key=SHAPE_KEY, help="Sizes separated by commas, batch first")
+    row.button("Feed another input", key="then_feed", icon=":material/input:", on_click=feed_clicked, args=(design,))
 
 
 def result_ui(design: Design, shape: tuple[int, ...]) -> None:

@@ -1,5 +1,5 @@
-"""The model stack: the drag-and-drop board (palette, stacks, breadcrumb, trash) and the buttons that do the same
-from the keyboard.
+"""The model stack: the drag-and-drop board (palette, stacks, breadcrumb, trash) and the selection; the buttons that
+do the same from the keyboard are in ``ui.stack_buttons``.
 
 The board (``ui.dnd``) shows the stacks on view: the model's own, or, once a block is open, the block's stacks side
 by side (a Residual's body and shortcut, a Parallel's branches), with a breadcrumb back up. Each drop or click on it
@@ -8,15 +8,12 @@ why (``NOTICE``); nothing a browser sends changes the model otherwise.
 
 The selection is the app's own state: ``session_state[SELECTED]`` holds an entry's id (a layer or a block, at any
 depth), never a widget's value, so it follows the entry through every edit. Selecting a block opens it
-(``session_state[OPEN]``); shift-click on the board selects a run of neighbours (``RUN``) to wrap in a block. The
-layer buttons below the board show the stacks on view, keyed by entry id, and the Up, Down, Duplicate, Remove,
-Wrap and Unwrap buttons act on the ids they were drawn for.
+(``session_state[OPEN]``); shift-click on the board selects a run of neighbours (``RUN``) to wrap in a block.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import asdict
 
 import streamlit as st
@@ -31,7 +28,6 @@ from builder.design import (
     Entry,
     Merge,
     ParallelBlock,
-    ResidualBlock,
     block_dim,
     block_merge,
     find_entry,
@@ -45,16 +41,14 @@ from builder.edit import (
     TOP_STACK,
     Place,
     ancestors,
-    duplicate_entry,
     insert_entry,
-    move_by,
     move_entry,
     place_of,
     remove_layer,
     stack_of,
 )
-from builder.graph import key_args
 from builder.inference import Trace
+from builder.layer_table import entry_text
 from ui import dnd, state
 from ui.text import plain
 
@@ -70,8 +64,6 @@ SELECTED_AT = "selected_place"  # its place when last shown: a removed entry's p
 OPEN = "open_block"  # the id of the block whose stacks the board shows (None: the model's stack)
 RUN = "selected_run"  # the ids of the selected run (neighbours in one stack), for Wrap
 NOTICE = "stack_notice"  # why the last drop or button was refused
-PICKER_HEIGHT = 240  # pixels: the layer buttons of a long stack scroll inside a box this tall...
-PICKER_SCROLL_AFTER = 16  # ...from this many entries on
 BLOCK_HINTS: dict[BlockType, str] = {
     BlockType.SEQUENTIAL: "Layers in order, as one entry (repeat it N times in the inspector)",
     BlockType.RESIDUAL: "merge(shortcut(x), body(x)): a skip connection; add by default",
@@ -150,17 +142,9 @@ def palette_view(design: Design, offered: list[str]) -> list[dnd.PaletteGroup]:
 
 
 def stack_label(index: int, spec: Entry) -> str:
-    """A stack item's text: its position, type and key arguments (a block: its label and how many entries it
-    holds)."""
-    if is_block(spec):
-        inside = sum(1 for _ in walk((spec,))) - 1
-        label = f' "{spec.label}"' if spec.label else ""
-        repeat = f" x{spec.repeat}" if spec.repeat > 1 else ""
-        return f"{index + 1}{SEP}{spec.type} block{label}{repeat} ({inside} {'entry' if inside == 1 else 'entries'})"
-    if is_shared(spec):
-        return f"{index + 1}{SEP}shares {spec.of}"
-    args = ", ".join(json.dumps(v) if isinstance(v, str) else str(v) for v in key_args(spec).values())
-    return f"{index + 1}{SEP}{spec.type}({args})"
+    """A stack item's text: its position and the entry as a person writes it (``2 · Conv2d(1, 6, 5, padding=2)``;
+    a block: its label and how many entries it holds; a shared entry: the layer it reuses)."""
+    return f"{index + 1}{SEP}{entry_text(spec)}"
 
 
 def block_name(block: BlockSpec) -> str:
@@ -314,7 +298,8 @@ def open_view(design: Design, block_id: str | None) -> None:
         ss[SELECTED], ss[RUN] = child, [child]
 
 
-def _added(design: Design, event: dnd.Event) -> None:
+def add_entry(design: Design, event: dnd.Event) -> None:
+    """Insert a palette item where the event says (fitted to the shape it receives) and select it."""
     new, entry_id = insert_entry(design, event.type, event.parent, event.stack, event.index, shown_trace(design))
     commit_checked(new)
     st.session_state[SELECTED], st.session_state[RUN] = entry_id, [entry_id]
@@ -331,7 +316,7 @@ def _removed(design: Design, event: dnd.Event) -> None:
 
 
 HANDLERS = {
-    dnd.Action.ADD: _added,
+    dnd.Action.ADD: add_entry,
     dnd.Action.MOVE: _moved,
     dnd.Action.REMOVE: _removed,
     dnd.Action.SELECT: lambda design, event: select_entry(design, event.id, event.extend),
@@ -380,20 +365,7 @@ def stack_ui(design: Design, offered: list[str]) -> None:
         st.warning(plain(ss[NOTICE]), icon=":material/block:")
 
 
-# ---------------------------------------------------------------- keyboard-friendly editing
-
-
-def add_target(design: Design) -> Place:
-    """Where Add to stack puts a new entry: after the selected entry in an open block, else at the stack's end."""
-    block = open_block(design)
-    if block is None:
-        return Place(TOP, TOP_STACK, len(design.layers))
-    selected = st.session_state.get(SELECTED)
-    place = place_of(design, selected) if selected else None
-    if place is not None and place.parent == block.id:
-        return Place(place.parent, place.stack, place.index + 1)
-    first = block.stacks()[0]
-    return Place(block.id, first.key, len(first.entries))
+# ---------------------------------------------------------------- the selection and the buttons' edits
 
 
 def act(edit) -> None:
@@ -403,29 +375,6 @@ def act(edit) -> None:
         edit(state.current())
     except (KeyError, DesignError) as error:
         st.session_state[NOTICE] = refused(error)
-
-
-def add_clicked(layer_type: str) -> None:
-    def add(design: Design) -> None:
-        at = add_target(design)
-        _added(design, dnd.Event("", dnd.Action.ADD, type=layer_type, parent=at.parent, stack=at.stack, index=at.index))
-
-    act(add)
-
-
-def add_ui(offered: list[str]) -> None:
-    """Click-to-add: pick a layer type and add it to the stack on view."""
-    type_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-    layer_type = type_col.selectbox("Layer to add", offered, key="add_type", disabled=not offered)
-    button_col.button(
-        "Add to stack",
-        key="add_layer",
-        icon=":material/add:",
-        disabled=not layer_type,
-        on_click=add_clicked,
-        args=(layer_type,),
-        width="stretch",
-    )
 
 
 def _neighbour(design: Design, at: dict | None) -> str:
@@ -452,204 +401,3 @@ def selected_layer(design: Design) -> str | None:
         place = place_of(design, ss[SELECTED])
     ss[SELECTED_AT] = asdict(place)
     return ss[SELECTED]
-
-
-def select_clicked(entry_id: str) -> None:
-    act(lambda design: select_entry(design, entry_id))
-
-
-def open_clicked(block_id: str | None) -> None:
-    act(lambda design: open_view(design, block_id))
-
-
-def move_clicked(entry_id: str, offset: int) -> None:
-    """Move the entry the button was drawn for ``offset`` places from where it is now, in its own stack."""
-    act(lambda design: commit_checked(move_by(design, entry_id, offset)))
-
-
-def duplicate_clicked(entry_id: str) -> None:
-    """Insert a copy after the entry (a block with all it holds) and select the copy."""
-
-    def duplicate(design: Design) -> None:
-        new, copy = duplicate_entry(design, entry_id)
-        commit_checked(new)
-        st.session_state[SELECTED], st.session_state[RUN] = copy, [copy]
-
-    act(duplicate)
-
-
-def remove_clicked(entry_id: str) -> None:
-    """Remove the entry; the selection moves to the entry that takes its place (``selected_layer``)."""
-    act(lambda design: commit_checked(remove_layer(design, entry_id)))
-
-
-def wrap_clicked(entry_ids: list[str], block_type: BlockType) -> None:
-    """Wrap the run in a new block standing where it stood; the block is selected (its stack stays on view)."""
-
-    def wrap(design: Design) -> None:
-        place = place_of(design, entry_ids[0])
-        new = tree.wrap(design, entry_ids, block_type)
-        commit_checked(new)
-        block = stack_of(new, place.parent, place.stack)[place.index]
-        st.session_state[SELECTED], st.session_state[RUN] = block.id, [block.id]
-
-    act(wrap)
-
-
-def unwrap_clicked(block_id: str) -> None:
-    """Put the block's entries in its place; the first of them is selected (an empty block's neighbour, if it held
-    none)."""
-
-    def unwrap(design: Design) -> None:
-        place = place_of(design, block_id)
-        new = tree.unwrap(design, block_id)
-        commit_checked(new)
-        entries = stack_of(new, place.parent, place.stack)
-        first = entries[place.index].id if place.index < len(entries) else None
-        st.session_state[SELECTED], st.session_state[RUN], st.session_state[OPEN] = first, [first], place.parent
-
-    act(unwrap)
-
-
-def run_changed(key: str, entry_id: str) -> None:
-    """The Wrap through box: the run from the selected entry to the chosen one."""
-    design = state.current()
-    place, end = place_of(design, entry_id), place_of(design, st.session_state[key])
-    if place is None or end is None or (place.parent, place.stack) != (end.parent, end.stack):
-        return
-    low, high = sorted((place.index, end.index))
-    st.session_state[RUN] = [entry.id for entry in stack_of(design, place.parent, place.stack)[low : high + 1]]
-
-
-def picker_buttons(box, entries: tuple[Entry, ...], selected: str) -> None:
-    for index, spec in enumerate(entries):
-        box.button(
-            plain(stack_label(index, spec)),
-            key=f"select.{spec.id}",
-            type="primary" if spec.id == selected else "secondary",
-            on_click=select_clicked,
-            args=(spec.id,),
-        )
-
-
-def layer_picker_ui(design: Design, selected: str) -> None:
-    """The stacks on view as one button per entry, the selected one highlighted; a click selects (a block opens).
-    Inside a block, the breadcrumb's steps are buttons too."""
-    block = open_block(design)
-    stacks = [(STACK, design.layers)] if block is None else [(s.title, s.entries) for s in block.stacks()]
-    count = sum(len(entries) for _, entries in stacks)
-    box = st.container(height=PICKER_HEIGHT if count > PICKER_SCROLL_AFTER else "content")
-    if block is not None:
-        steps = box.container(horizontal=True, gap="small")
-        for crumb in crumbs(design, block)[:-1]:
-            steps.button(
-                f"Back to {crumb.label}",
-                key=f"open.{crumb.open or 'model'}",
-                icon=":material/arrow_upward:",
-                type="tertiary",
-                on_click=open_clicked,
-                args=(crumb.open,),
-            )
-    for title, entries in stacks:
-        if block is not None:
-            box.caption(f"{plain(block_name(block))} › {title}" + ("" if entries else ": empty"))
-        picker_buttons(box.container(horizontal=True, gap="small"), entries, selected)
-
-
-def layer_actions_ui(design: Design) -> str | None:
-    """Pick an entry; move, duplicate, remove, wrap or unwrap it with buttons. Returns the selected entry's id."""
-    entry_id = selected_layer(design)
-    if entry_id is None:
-        st.info("The stack is empty: drag a layer from the palette, or pick one above and click Add to stack.")
-        return None
-    layer_picker_ui(design, entry_id)
-    place = place_of(design, entry_id)
-    siblings = stack_of(design, place.parent, place.stack)
-    up, down, copy, remove = st.columns(4)
-    up.button(
-        "Up",
-        key="move_up",
-        icon=":material/arrow_upward:",
-        disabled=place.index == 0,
-        on_click=move_clicked,
-        args=(entry_id, -1),
-        width="stretch",
-    )
-    down.button(
-        "Down",
-        key="move_down",
-        icon=":material/arrow_downward:",
-        disabled=place.index == len(siblings) - 1,
-        on_click=move_clicked,
-        args=(entry_id, 1),
-        width="stretch",
-    )
-    copy.button(
-        "Duplicate",
-        key="duplicate",
-        icon=":material/content_copy:",
-        on_click=duplicate_clicked,
-        args=(entry_id,),
-        width="stretch",
-    )
-    remove.button(
-        "Remove", key="remove", icon=":material/delete:", on_click=remove_clicked, args=(entry_id,), width="stretch"
-    )
-    wrap_ui(design, entry_id, place, siblings)
-    return entry_id
-
-
-def wrap_ui(design: Design, entry_id: str, place: Place, siblings: tuple[Entry, ...]) -> None:
-    """Wrap the selected run in a Sequential, Residual or Parallel block, or unwrap the selected block; one click
-    each, undoable. The run is shift-click on the board, or the Wrap through box."""
-    run = current_run(design, entry_id)
-    ids = [entry.id for entry in siblings]
-    through_col, *buttons, unwrap_col = st.columns([3, 2, 2, 2, 2], vertical_alignment="bottom")
-    key = f"wrap_through.{entry_id}.{state.generation()}"
-    end = run[-1] if run[-1] != entry_id else run[0]
-    through_col.selectbox(
-        "Wrap through",
-        ids,
-        index=ids.index(end),
-        key=key,
-        format_func=lambda i: plain(stack_label(ids.index(i), siblings[ids.index(i)])),
-        on_change=run_changed,
-        args=(key, entry_id),
-        help="The run of neighbours to wrap: from the selected entry through this one (or shift-click on the board)",
-    )
-    names = f"{len(run)} {'entry' if len(run) == 1 else 'entries'}"
-    for column, block_type in zip(buttons, BlockType, strict=True):
-        column.button(
-            str(block_type),
-            key=f"wrap.{block_type}",
-            icon=":material/select_all:",
-            on_click=wrap_clicked,
-            args=(run, block_type),
-            help=f"Wrap the selected {names} in a {block_type} block (Undo takes it back)",
-            width="stretch",
-        )
-    unwrap_col.button(
-        "Unwrap",
-        key="unwrap",
-        icon=":material/unfold_more:",
-        on_click=unwrap_clicked,
-        args=(entry_id,),
-        disabled=not can_unwrap(find_entry(design, entry_id).entry),
-        help=unwrap_help(find_entry(design, entry_id).entry),
-        width="stretch",
-    )
-
-
-def can_unwrap(entry: Entry) -> bool:
-    return is_block(entry) and (not isinstance(entry, ParallelBlock) or len(entry.branches) == 1)
-
-
-def unwrap_help(entry: Entry) -> str:
-    """What Unwrap does to this entry, or why it cannot."""
-    if not is_block(entry):
-        return "Select a block to unwrap it"
-    if isinstance(entry, ParallelBlock) and len(entry.branches) != 1:
-        return f"A Parallel with {len(entry.branches)} branches cannot be unwrapped: remove all branches but one"
-    if isinstance(entry, ResidualBlock):
-        return "Put the body's entries in the block's place (its shortcut and merge go; Undo takes it back)"
-    return "Put the block's entries in its place (Undo takes it back)"

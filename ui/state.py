@@ -16,7 +16,6 @@ import contextlib
 import functools
 import hashlib
 import json
-from dataclasses import replace
 
 import streamlit as st
 
@@ -206,12 +205,6 @@ def ran(design: Design) -> bool:
 def mark_ran(design: Design) -> None:
     """Remember that the user ran the forward pass on this design."""
     st.session_state.ran_key = design_key(design)
-
-
-def partial(trace: Trace, count: int) -> Trace:
-    """The trace as it stands after ``count`` layers, for the layer-by-layer animation."""
-    done = count >= len(trace.layers)
-    return replace(trace, layers=trace.layers[:count], error=trace.error if done else None)
 
 
 @st.cache_resource(show_spinner="Warming up PyTorch's meta device...")

@@ -189,11 +189,12 @@ def test_forward_pass_fills_the_rendered_graph(page: Page):
     edges = wait_graph_edges(page, {"(2, 256)", "(2, 10)"})
     assert "?" not in edges
     assert "weight: <UninitializedParameter>" not in graph_texts(page, "node")
-    expect(page.get_by_text("torch.Size([256, 20])").first).to_be_attached()  # a canvas grid: cells are hidden
+    expect(page.get_by_text("(256, 20)").first).to_be_attached()  # a canvas grid: cells are hidden
     expect(page.locator("[data-testid='stDataFrame']:visible").first).to_be_visible()
     shot(page, "graph-01-after-run")
     if os.environ.get("BUILDER_UPDATE_SCREENSHOT") == "1":
         page.set_viewport_size({"width": 1500, "height": 1300})  # tall enough for the table and lazy panel
+        page.mouse.move(0, 1299)  # no tooltip in the picture
         wait_idle(page)
         page.wait_for_timeout(500)
         page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
@@ -201,21 +202,21 @@ def test_forward_pass_fills_the_rendered_graph(page: Page):
 
 def test_url_round_trip(page: Page):
     open_app(page)
-    page.get_by_role("button", name="Add to stack").click()
-    wait_stack(page, [*SEED_STACK, "4 · Bilinear(10, 10, 10)"])
+    page.get_by_role("button", name="Add", exact=True).click()
+    wait_stack(page, [*SEED_STACK, "4 · Linear(10, 10)"])
     design = url_design(page)
-    assert [layer.type for layer in design.layers] == ["LazyLinear", "ReLU", "LazyLinear", "Bilinear"]
+    assert [layer.type for layer in design.layers] == ["LazyLinear", "ReLU", "LazyLinear", "Linear"]
     shared = page.url
 
     page.reload()
     wait_idle(page)
-    wait_stack(page, [*SEED_STACK, "4 · Bilinear(10, 10, 10)"])
+    wait_stack(page, [*SEED_STACK, "4 · Linear(10, 10)"])
 
     other = page.context.new_page()
     other.app_url = page.app_url  # type: ignore[attr-defined]
     other.goto(shared)
     wait_idle(other)
-    wait_stack(other, [*SEED_STACK, "4 · Bilinear(10, 10, 10)"])
+    wait_stack(other, [*SEED_STACK, "4 · Linear(10, 10)"])
     assert url_design(other) == design
     shot(other, "url-01-shared-link")
 

@@ -100,7 +100,7 @@ def test_write_check_and_drag_a_custom_layer_into_the_stack(page: Page):
 
     drag(page, item(page, "Palette", "Doubler"), item(page, "Model stack", "3 · LazyLinear(10)"))
     # a dropped custom layer starts with the arguments it was checked with
-    wait_stack_items(page, ["1 · LazyLinear(256)", "2 · ReLU()", "3 · Doubler(2.0)", "4 · LazyLinear(10)"])
+    wait_stack_items(page, ["1 · LazyLinear(256)", "2 · ReLU()", "3 · Doubler(factor=2.0)", "4 · LazyLinear(10)"])
     assert [layer.type for layer in url_design(page).layers] == ["LazyLinear", "ReLU", "Doubler", "LazyLinear"]
     assert url_design(page).layers[2].params == {"factor": 2.0}
     shot(page, "custom-02-dropped")

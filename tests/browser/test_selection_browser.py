@@ -28,7 +28,7 @@ TWO_CONVS = {
         {"type": "LazyLinear", "params": {"out_features": 10}},
     ],
 }
-FIRST = "1 · Conv2d(1, 6, 5, 2)"
+FIRST = "1 · Conv2d(1, 6, 5, padding=2)"
 
 
 def open_app(page: Page, query: str = "") -> None:
@@ -87,8 +87,8 @@ def test_edits_land_on_the_layer_they_were_made_on(page: Page):
     kernel.press("Enter")  # no wait: the second field is typed while the first edit's run is under way
     padding.fill("1")
     padding.press("Enter")
-    wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 3, 1)", "3 · LazyLinear(15)"])
-    expect_selected(page, "2 · Conv2d(6, 16, 3, 1)")
+    wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 3, padding=1)", "3 · LazyLinear(15)"])
+    expect_selected(page, "2 · Conv2d(6, 16, 3, padding=1)")
     assert url_design(page).layers[1].params == {"in_channels": 6, "out_channels": 16, "kernel_size": 3, "padding": 1}
     assert url_design(page).layers[0].params == TWO_CONVS["layers"][0]["params"]
     shot(page, "selection-01-two-fields")
@@ -96,26 +96,26 @@ def test_edits_land_on_the_layer_they_were_made_on(page: Page):
     stride = text_field(page, "stride")
     stride.fill("2")
     stride.press("Enter")
-    wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 3, 1, 2)", "3 · LazyLinear(15)"])
+    wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 3, stride=2, padding=1)", "3 · LazyLinear(15)"])
     assert focused(page) == "stride", "the field keeps the keyboard focus"
     layers = url_design(page).layers
     assert layers[1].params["stride"] == 2 and "stride" not in layers[0].params and "stride" not in layers[2].params
 
     page.get_by_role("button", name="Undo").click()
-    wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 3, 1)", "3 · LazyLinear(15)"])
-    expect_selected(page, "2 · Conv2d(6, 16, 3, 1)")
+    wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 3, padding=1)", "3 · LazyLinear(15)"])
+    expect_selected(page, "2 · Conv2d(6, 16, 3, padding=1)")
     expect(text_field(page, "stride")).to_have_value("1")
     assert url_design(page).layers[1].params == {"in_channels": 6, "out_channels": 16, "kernel_size": 3, "padding": 1}
     shot(page, "selection-02-undo")
 
     page.get_by_role("button", name="Redo").click()
-    wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 3, 1, 2)", "3 · LazyLinear(15)"])
-    expect_selected(page, "2 · Conv2d(6, 16, 3, 1, 2)")
+    wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 3, stride=2, padding=1)", "3 · LazyLinear(15)"])
+    expect_selected(page, "2 · Conv2d(6, 16, 3, stride=2, padding=1)")
     expect(text_field(page, "stride")).to_have_value("2")
 
     plus = number_field(page, "out_channels").get_by_test_id("stNumberInputStepUp")
     plus.click()
-    wait_stack(page, [FIRST, "2 · Conv2d(6, 17, 3, 1, 2)", "3 · LazyLinear(15)"])
+    wait_stack(page, [FIRST, "2 · Conv2d(6, 17, 3, stride=2, padding=1)", "3 · LazyLinear(15)"])
     assert [layer.params.get("out_channels") for layer in url_design(page).layers] == [6, 17, None]
     assert url_design(page).layers[2].params == {"out_features": 15}, "layer 3 kept its value through it all"
     shot(page, "selection-03-redo")
@@ -139,3 +139,36 @@ def test_a_dropped_layer_is_selected_and_fits_the_shape_it_receives(page: Page):
         {"out_features": 10},
     ], "the layers shown before (the new Linear's fields) are not touched"
     shot(page, "selection-04-drop")
+
+
+def test_three_fields_typed_one_after_another_all_land(page: Page):
+    """Issue 14 item 11: values typed straight on into the next field (Tab, no wait for the rerun) all land; none
+    is reset by the rerun of the one before."""
+    open_app(page, "?design=" + encode_design(design_from_dict(TWO_CONVS)))
+    select(page, "2 · Conv2d(6, 16, 5)")
+    kernel = text_field(page, "kernel_size")
+    kernel.click()
+    kernel.press("Control+a")
+    page.keyboard.type("3")
+    page.keyboard.press("Tab")  # commits kernel_size and moves on while its rerun is under way
+    padding = text_field(page, "padding")
+    padding.click()
+    padding.press("Control+a")
+    page.keyboard.type("1")
+    page.keyboard.press("Tab")
+    stride = text_field(page, "stride")
+    stride.click()
+    stride.press("Control+a")
+    page.keyboard.type("2")
+    page.keyboard.press("Enter")
+    wait_stack(page, [FIRST, "2 · Conv2d(6, 16, 3, stride=2, padding=1)", "3 · LazyLinear(10)"])
+    assert url_design(page).layers[1].params == {
+        "in_channels": 6,
+        "out_channels": 16,
+        "kernel_size": 3,
+        "stride": 2,
+        "padding": 1,
+    }
+    for name, value in (("kernel_size", "3"), ("padding", "1"), ("stride", "2")):
+        expect(text_field(page, name)).to_have_value(value)
+    shot(page, "selection-05-typed-on")

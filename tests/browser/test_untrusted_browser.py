@@ -114,7 +114,7 @@ def test_a_bad_link_gives_one_message_and_the_example(page: Page, link: str):
     assert url_design(page) == load_example("d2l-mlp"), "the bad link is gone from the URL"
     shot(page, f"untrusted-02-bad-link-{len(link)}")
 
-    page.get_by_role("button", name="Add to stack").click()  # a rerun
+    page.get_by_role("button", name="Add", exact=True).click()  # a rerun
     wait_stack_length(page, len(SEED_STACK) + 1)
     assert page.locator(EXCEPTION).count() == 0
     assert "Traceback" not in page.locator("body").inner_text()

@@ -1,0 +1,102 @@
+"""The Build page's results: the totals, the layer table and the lazy-parameters panel.
+
+Every top-level entry has a row however far the run got (``builder.layer_table``); big counts are shown short
+(``833.4 K``) with the full figure in the tooltip, so nothing is cut at the page's narrowest widths.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from builder.design import Design, DesignError, file_stem
+from builder.inference import Trace
+from builder.layer_table import layer_rows, lazy_rows
+from builder.summary import format_shape
+from ui import state
+
+FLOPS_HELP = (
+    "Floating-point operations of one forward pass, as torch.utils.flop_counter counts them: the matrix "
+    "multiplications and convolutions (2 per multiply-add). Bias adds, normalization, pooling and activations are "
+    "not counted, so the figure sits about 0.1% under twice torchinfo's mult-adds."
+)
+SI_STEPS: tuple[tuple[float, str], ...] = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
+
+
+def compact(count: int) -> str:
+    """A count short enough for a metric: 833,400 -> ``833.4 K``; below a thousand as it is."""
+    for scale, prefix in SI_STEPS:
+        if count >= scale:
+            return f"{count / scale:.1f} {prefix}"
+    return str(count)
+
+
+def totals_ui(trace: Trace, rows: list[dict]) -> None:
+    """Output shape, parameters, FLOPs and parameter memory; the full figures in each metric's tooltip."""
+    params = sum(row["params"] or 0 for row in rows)
+    unknown = sum(row["params"] is None for row in rows)
+    untold = f" ({unknown} layers not counted: the run did not reach them)" if unknown else ""
+    output, params_col, flops, memory = st.columns(4)
+    output.metric("Output shape", format_shape(trace.output_shape))
+    params_col.metric("Parameters", compact(params), help=f"{params:,} parameters{untold}")
+    flops.metric("FLOPs", compact(trace.total_flops), help=f"{trace.total_flops:,} FLOPs. {FLOPS_HELP}")
+    memory.metric("Param. memory", f"{trace.param_bytes / 1e6:.2f} MB", help="Parameter memory: their bytes")
+
+
+def built_trace(design: Design, trace: Trace) -> Trace | None:
+    """The design built without running, for the entries a failed run did not reach; None if it reached all."""
+    if trace.error is None or not trace.ran:
+        return None
+    try:
+        return state.trace_of(design, run=False)
+    except DesignError:
+        return None
+
+
+def table_ui(design: Design, rows: list[dict]) -> None:
+    """The per-layer table (every entry, however far the run got) and its CSV."""
+    table = pd.DataFrame(rows)
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "#": st.column_config.NumberColumn(width=40),
+            "layer": st.column_config.TextColumn(help="The layer as its constructor is called"),
+            "FLOPs": st.column_config.NumberColumn(help=FLOPS_HELP),
+            "status": st.column_config.TextColumn(help="ran, failed, or not reached (the run stopped before it)"),
+        },
+    )
+    st.download_button(
+        "Download table (CSV)",
+        table.to_csv(index=False),
+        file_name=f"{file_stem(design)}-summary.csv",
+        mime="text/csv",
+        icon=":material/table:",
+        key="summary_csv",
+    )
+
+
+def lazy_ui(trace: Trace, built: Trace | None) -> None:
+    """Each lazy parameter before and after the forward pass."""
+    rows = lazy_rows(trace, built)
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    else:
+        st.caption("No lazy layers in this design.")
+
+
+def results_ui(design: Design, trace: Trace | None) -> None:
+    """The totals, the layer table and the lazy-parameters panel."""
+    if trace is None:
+        return
+    built = built_trace(design, trace)
+    rows = layer_rows(design, trace, built)
+    totals_ui(trace, rows)  # across the page: each figure has room at 1024 px
+    table_col, lazy_col = st.columns([5, 4], gap="large")
+    with table_col:
+        st.subheader("Layers")
+        table_ui(design, rows)
+    with lazy_col:
+        st.subheader("Lazy parameters")
+        lazy_ui(trace, built)
