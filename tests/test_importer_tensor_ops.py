@@ -217,3 +217,26 @@ def test_a_tied_tensor_op_round_trips(style: ExportStyle) -> None:
         ("MulParameter", None), ("Linear", None), ("Shared", "layer-1")
     ]  # fmt: skip
     assert result.design.layers[0].params == {"shape": [8], "init": 0.5}
+
+
+# D2L 10.1-10.4: the same language model around a GRU, an LSTM, a deep GRU and a bidirectional GRU.
+BOOK_RNNS = {
+    "gru": "nn.GRU(vocab_size, num_hiddens)",
+    "lstm": "nn.LSTM(vocab_size, num_hiddens)",
+    "deep-gru": "nn.GRU(vocab_size, num_hiddens, num_layers=2)",
+    "bidirectional-gru": "nn.GRU(vocab_size, num_hiddens, bidirectional=True)",
+}
+
+
+@pytest.mark.parametrize("rnn", BOOK_RNNS.values(), ids=list(BOOK_RNNS))
+def test_the_books_recurrent_models_import_as_the_code_builds_them(rnn: str) -> None:
+    code = RNN_LM.replace("nn.RNN(vocab_size, num_hiddens)", rnn)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "<book>", "exec"), namespace)  # the test runs the book's code to know what it builds
+    model, X = namespace["model"], namespace["X"]
+    expected = model(X).shape
+    result = import_code(code)
+    assert not result.problems, result.problems
+    trace = infer_shapes(result.design)
+    assert trace.ok and trace.output_shape == tuple(expected)
+    assert trace.total_params == sum(p.numel() for p in model.parameters())
