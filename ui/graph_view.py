@@ -115,14 +115,30 @@ def collapse_ui(design: Design) -> bool:
     )
 
 
-def graph_view_ui(design: Design, trace: Trace | None, animate: bool) -> None:
-    """The graph in the pan-and-zoom viewer (or the browser-drawn fallback); ``animate`` plays it layer by layer."""
-    graph = render_graph(design, trace, depth=1 if collapse_ui(design) else None)
+def _laid_out(design: Design, trace: Trace | None, depth: int | None) -> str | None:
+    """The graph's SVG laid out on the server; else None, the graph drawn by the browser with a caption why."""
+    graph = render_graph(design, trace, depth=depth)
     try:
-        svg = layout_svg(graph.source)
+        return layout_svg(graph.source)
     except RenderError as error:
         st.graphviz_chart(graph)
         st.caption(NO_DOT if isinstance(error, DotNotFound) else plain(f"{error}. Your browser lays the graph out."))
+        return None
+
+
+def graph_picture_ui(design: Design, trace: Trace | None, key: str) -> None:
+    """A second graph in the viewer (pan, zoom, fullscreen), without selection or animation: its clicks select
+    nothing."""
+    svg = _laid_out(design, trace, depth=None)
+    if svg is not None:
+        _viewer(svg=svg, layers=[], selected=None, animation=None, max_height=MAX_VIEW_HEIGHT, hint=HINT,
+                height=frame_height(svg), key=key, default=None)  # fmt: skip
+
+
+def graph_view_ui(design: Design, trace: Trace | None, animate: bool) -> None:
+    """The graph in the pan-and-zoom viewer (or the browser-drawn fallback); ``animate`` plays it layer by layer."""
+    svg = _laid_out(design, trace, depth=1 if collapse_ui(design) else None)
+    if svg is None:
         return
     nodes = node_layers(design)
     selected = st.session_state.get(SELECTED)

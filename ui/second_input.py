@@ -13,10 +13,10 @@ import streamlit as st
 from builder import run as runner
 from builder.design import Design, DesignError, design_key
 from builder.edit import parse_shape, set_input
-from builder.graph import render_graph
 from builder.inference import Trace
 from builder.summary import format_shape, summary_rows
 from ui import state
+from ui.graph_view import graph_picture_ui
 from ui.text import plain
 
 SHAPE_KEY = "then_shape"  # the second input's shape field
@@ -88,7 +88,7 @@ def result_ui(design: Design, shape: tuple[int, ...]) -> None:
     else:
         st.success(f"Second input: output shape {format_shape(second.output_shape)}.", icon=":material/check:")
     st.dataframe(pd.DataFrame(summary_rows(second)), hide_index=True, width="stretch", key="then_table")
-    st.graphviz_chart(render_graph(fed_design(design, shape), second))
+    graph_picture_ui(fed_design(design, shape), second, key="then_graph")
 
 
 def second_input_ui(design: Design, trace: Trace | None) -> None:

@@ -67,6 +67,9 @@ def test_tie_a_layer_then_feed_another_input(page: Page) -> None:
         page.get_by_text(re.compile(r"LazyLinear inferred in_features=20 from the first input \(2, 20\)"))
     ).to_be_visible()
     expect(page.get_by_text("Second input (2, 40)")).to_be_visible()
+    expect(page.locator(VIEW)).to_have_count(2)  # the second input's graph, laid out on the server too
+    second = page.frame_locator(VIEW).nth(1)
+    expect(second.locator("#canvas svg g.node text").filter(has_text="(2, 40) float32")).to_have_count(1)
     click(page, "Run a fresh pass on (2, 40)")
     expect(page.get_by_text("Output shape (2, 10): every layer ran.")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "second-input.png"), full_page=True)
