@@ -14,7 +14,7 @@ import ast
 import operator
 from collections.abc import Callable
 from copy import deepcopy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from builder.catalog import catalog
 from builder.importer import flow
@@ -34,9 +34,6 @@ from builder.importer.values import (
     Size,
     Tensor,
 )
-
-if TYPE_CHECKING:
-    pass
 
 COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq,
