@@ -88,12 +88,11 @@ def test_a_block_is_one_row_named_by_its_type_label_and_size():
     assert rows[0]["layer"] == "Conv2d(3, 64, 7, stride=2, padding=3, bias=False)"
 
 
-@pytest.mark.parametrize("layer_type", sorted(catalog()))
+# The export builds an encoder's inner layer first, so its call is not one constructor to compare with.
+@pytest.mark.parametrize("layer_type", sorted(set(catalog()) - set(ENCODER_LAYERS)))
 def test_every_catalog_layer_is_named_as_the_export_writes_its_call(layer_type):
     """The stack's label and the exported constructor agree on every layer: the same arguments in the same order,
     split the same way between positional and keyword (the export is how a person writes the call)."""
-    if layer_type in ENCODER_LAYERS:
-        pytest.skip("the export builds the encoder's inner layer first")
     spec = sample_design(layer_type).layers[0]
     exported = layer_source(spec.type, spec.params)
     written = exported.split("(", 1)[1].removesuffix(")")  # the project's tensor ops have no nn. prefix
