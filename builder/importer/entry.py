@@ -102,8 +102,8 @@ def _refuse_a_different_model(importer: Importer, known: int) -> None:
     if differences:
         lines = "".join(f"\n  {n}" for n in sorted(differences, key=lambda n: n.line))
         raise ImportFailed(
-            "not imported: the design would differ from the model this code builds, at these places (rewrite them, "
-            "or paste the part that the builder can hold):" + lines
+            "not imported: the design would differ from the model this code builds, at these places (each says what "
+            "a design would have done instead; rewrite them, or paste the part the builder can hold):" + lines
         )
 
 
