@@ -19,6 +19,7 @@ from builder.summary import format_shape
 from ui import frame, state
 
 CODE, NONCE, NOTES, CANDIDATES = "import.code", "import.nonce", "import.notes", "import.candidates"
+DIFFERENCES = "import.differences"  # why the last import was refused: where the design would differ, line by line
 SEED_SEQUENTIAL = "net = nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))\n"
 D2L_MLP = """\
 import torch
@@ -99,6 +100,7 @@ def init_page() -> None:
     ss = st.session_state
     if CODE not in ss:
         ss[CODE], ss[NONCE], ss[NOTES], ss[CANDIDATES] = next(iter(EXAMPLES.values())), 0, None, []
+        ss[DIFFERENCES] = ()
 
 
 def load_example(key: str) -> None:
@@ -151,14 +153,21 @@ def import_clicked() -> None:
         result = import_code(code, name=name, input_shape=shape, model=model)
     except ImportFailed as error:
         ss[NOTES], ss[CANDIDATES] = None, list(error.candidates)
+        ss[DIFFERENCES] = error.differences
         pick = " Pick the model below and import again." if error.candidates else ""
-        state.notify("error", f"Nothing was imported: {error}. Your design is unchanged.{pick}")
+        why = (
+            f"the design would differ from the model this code builds at the {len(error.differences)} place(s) "
+            "listed below"
+            if error.differences
+            else str(error)
+        )
+        state.notify("error", f"Nothing was imported: {why}. Your design is unchanged.{pick}")
         return
     except DesignError as error:
         ss[NOTES] = None
         state.notify("error", f"Nothing was imported: {error}. Your design is unchanged.")
         return
-    ss[CANDIDATES] = []
+    ss[CANDIDATES], ss[DIFFERENCES] = [], ()
     state.commit(result.design)
     ss[NOTES] = result.notes
     state.notify("success", imported_message(result.design))
@@ -200,6 +209,17 @@ def notes_ui(notes: tuple[ImportNote, ...] | None) -> None:
     if not notes:
         st.caption("Everything was taken over as written.")
         return
+    notes_table(notes)
+
+
+def differences_ui(differences: tuple[ImportNote, ...]) -> None:
+    """Why the last import was refused: each place where the design would differ from the code."""
+    if differences:
+        st.subheader("Why nothing was imported")
+        notes_table(differences)
+
+
+def notes_table(notes: tuple[ImportNote, ...]) -> None:
     rows = [{"line": n.line, "kind": str(n.severity), "construct": n.construct, "why": n.message} for n in notes]
     narrow = {"line": st.column_config.NumberColumn(width=50), "kind": st.column_config.TextColumn(width=80)}
     widths = narrow | {"why": st.column_config.TextColumn(width="large")}  # the reasons get the room
@@ -228,6 +248,7 @@ def main() -> None:
         help="Replaces the stack with the imported model (Undo brings it back)",
     )
     st.caption("The imported model replaces the whole design; Undo (in the sidebar) brings the previous one back.")
+    differences_ui(st.session_state.get(DIFFERENCES, ()))
     notes_ui(st.session_state[NOTES])
     if st.session_state[NOTES] is not None:
         st.page_link(frame.BUILD_PAGE, label="Open it on the Build page", icon=":material/stacks:")

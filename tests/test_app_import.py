@@ -172,3 +172,34 @@ def test_the_residual_example_comes_in_as_blocks(at):
                          "ReLU", "AdaptiveAvgPool2d", "Flatten", "LazyLinear"]  # fmt: skip
     assert design(at).input.shape == (1, 3, 32, 32)
     assert "Imported 12 layers (4 blocks) on input (1, 3, 32, 32)" in texts(at.success)
+
+
+DIFFERENT = """\
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 8)
+        self.fc2 = nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = self.fc1(x)
+        x = torch.cat([x, x], dim=1)
+        return self.fc2(x)
+"""
+
+
+def test_code_that_would_come_out_different_is_refused_with_each_place_listed(at):
+    before = design(at)
+    code_box(at).input(DIFFERENT)
+    run(at)
+    import_(at)
+    assert "would differ from the model this code builds at the 1 place(s) listed below" in texts(at.error)
+    assert design(at) == before
+    assert "Why nothing was imported" in [h.value for h in at.subheader]
+    table = at.dataframe[0].value
+    assert table[["line", "construct"]].values.tolist() == [[9, "torch.cat([x, x], dim=1)"]]
+    assert "torch.cat() combines or reshapes tensors" in table["why"][0]
+    code_box(at).input(WITH_CUSTOM)
+    run(at)
+    import_(at)  # a successful import clears the refusal's table
+    assert "Why nothing was imported" not in [h.value for h in at.subheader]

@@ -103,7 +103,8 @@ def _refuse_a_different_model(importer: Importer, known: int) -> None:
         lines = "".join(f"\n  {n}" for n in sorted(differences, key=lambda n: n.line))
         raise ImportFailed(
             "not imported: the design would differ from the model this code builds, at these places (each says what "
-            "a design would have done instead; rewrite them, or paste the part the builder can hold):" + lines
+            "a design would have done instead; rewrite them, or paste the part the builder can hold):" + lines,
+            differences=tuple(sorted(differences, key=lambda n: n.line)),
         )
 
 

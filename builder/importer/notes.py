@@ -46,12 +46,16 @@ class ImportFailed(DesignError):
     """Nothing in the source could be imported; the message says what was expected and what was found.
 
     ``candidates`` names the classes and functions that could each be the model when the code builds none:
-    ``import_code(..., model=name)`` imports the one picked.
+    ``import_code(..., model=name)`` imports the one picked. ``differences`` are the places where a design would
+    differ from the model the code builds, the reason nothing was imported.
     """
 
-    def __init__(self, message: str, candidates: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, candidates: tuple[str, ...] = (), differences: tuple[ImportNote, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.candidates = candidates
+        self.differences = differences
 
 
 class NotLiteral(Exception):
