@@ -7,9 +7,10 @@ needs real values (``.item()``, a data-dependent ``if``) is re-run alone on smal
 says so.
 
 A block runs each of its stacks on its input and merges their outputs (``builder.blocks.merge``), once per copy.
-``Trace.layers`` keeps one record per top-level entry (a block's holds the parameters and FLOPs of all its copies,
-merges included); ``Trace.inner`` holds a record for every entry inside a block and for each copy of a repeated
-block, each with its ``path`` (``layer-5/body/2``, ``layer-5#2/body/2`` for the second copy).
+The records are ``builder.trace``'s. ``Trace.layers`` keeps one per top-level entry (a block's holds the
+parameters and FLOPs of all its copies, merges included); ``Trace.inner`` holds one for every entry inside a block
+and for each copy of a repeated block, each with its ``path`` (``layer-5/body/2``, ``layer-5#2/body/2`` for the
+second copy).
 """
 
 from __future__ import annotations
@@ -53,9 +54,8 @@ from builder.diagnose import LayerError, MergeInput, diagnose_build, diagnose_me
 from builder.fast_path import meta_only, run_small
 from builder.reuse import diagnose_again, diagnose_tied
 from builder.tensor_ops import TOKEN_INPUTS, inferred_arguments
+from builder.trace import LayerTrace, ParamInfo, Shape, Trace
 
-Shape = tuple[int, ...]
-UNINITIALIZED = "<UninitializedParameter>"
 TORCH_DTYPES: dict[DType, torch.dtype] = {
     DType.FLOAT32: torch.float32,
     DType.FLOAT64: torch.float64,
@@ -69,141 +69,6 @@ REAL_INPUT_LIMIT = 2**24  # elements of the input (64 MB as float32)
 REAL_PARAM_LIMIT = 2**28  # elements of the layer's parameters (1 GB as float32)
 # Errors that mean "this op needs real values", not "these shapes do not fit".
 NEEDS_VALUES = ("meta tensor", "on meta", "'meta'", "meta device", "data-dependent", "data dependent")
-
-
-@dataclass(frozen=True)
-class ParamInfo:
-    """One parameter of a layer: its shape, or None while it is an UninitializedParameter."""
-
-    name: str
-    shape: Shape | None
-
-    def describe(self) -> str:
-        return UNINITIALIZED if self.shape is None else f"torch.Size({list(self.shape)})"
-
-
-@dataclass(frozen=True)
-class LayerTrace:
-    """What one layer did in the dummy forward pass (or, before it, what it holds)."""
-
-    index: int
-    id: str
-    type: str
-    input_shape: Shape | None = None
-    output_shape: Shape | None = None
-    params: int = 0
-    params_before: tuple[ParamInfo, ...] = ()
-    params_after: tuple[ParamInfo, ...] = ()
-    inferred: Mapping[str, Any] = field(default_factory=dict)
-    flops: int = 0
-    param_bytes: int = 0
-    activation_bytes: int = 0
-    device: str = "meta"
-    notes: tuple[str, ...] = ()
-    path: str = ""  # inside a block: "layer-5/body/2" (copies "layer-5#2/..."); "" for a top-level entry
-    shares: str = ""  # a Shared entry: the id of the layer whose module (and parameter count) it reuses
-
-    @property
-    def lazy(self) -> bool:
-        """True if the layer held uninitialized parameters before the forward pass."""
-        return any(p.shape is None for p in self.params_before)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (a row of the CLI's --json); ``path`` only inside a block."""
-        return _layer_dict(self) | ({"path": self.path} if self.path else {})
-
-    @property
-    def formula(self) -> str:
-        """The table's parameter formula (``256 x 20 + 256 = 5,376``); a Shared entry's count is at its layer."""
-        from builder.formulas import table_formula
-
-        return f"counted once, at {self.shares}" if self.shares else table_formula(self)
-
-
-@dataclass(frozen=True)
-class Trace:
-    """The result of inference: one LayerTrace per layer that ran, and the first error, if any."""
-
-    name: str
-    input_shape: Shape
-    input_dtype: DType
-    layers: tuple[LayerTrace, ...]
-    error: LayerError | None = None
-    ran: bool = True
-    inner: tuple[LayerTrace, ...] = ()  # entries inside blocks and copies of repeated blocks, by path, as they ran
-
-    @property
-    def ok(self) -> bool:
-        return self.ran and self.error is None
-
-    @property
-    def output_shape(self) -> Shape | None:
-        if not self.ok or not self.layers:
-            return None
-        return self.layers[-1].output_shape
-
-    @property
-    def total_params(self) -> int:
-        return sum(layer.params for layer in self.layers)
-
-    @property
-    def total_flops(self) -> int:
-        return sum(layer.flops for layer in self.layers)
-
-    @property
-    def param_bytes(self) -> int:
-        return sum(layer.param_bytes for layer in self.layers)
-
-    @property
-    def activation_bytes(self) -> int:
-        return sum(layer.activation_bytes for layer in self.layers)
-
-    def layer(self, layer_id: str) -> LayerTrace | None:
-        """The trace of the entry with this id, if it got that far (inside a repeated block: its first copy)."""
-        found = next((t for t in self.layers if t.id == layer_id), None)
-        return found if found is not None else next((t for t in self.inner if t.id == layer_id), None)
-
-    def at(self, path: str) -> LayerTrace | None:
-        """The record at a trace path (``layer-5/body/2``); a top-level entry's path is its id."""
-        return self.records().get(path)
-
-    def records(self) -> dict[str, LayerTrace]:
-        """Every record by its path (top-level entries by their id): for callers that look many up."""
-        return {t.id: t for t in self.layers} | {t.path: t for t in self.inner}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (the CLI's --json)."""
-        return {
-            "name": self.name,
-            "input_shape": list(self.input_shape),
-            "input_dtype": str(self.input_dtype),
-            "layers": [_layer_dict(t) for t in self.layers],
-            "output_shape": list(self.output_shape) if self.output_shape else None,
-            "total_params": self.total_params,
-            "total_flops": self.total_flops,
-            "param_bytes": self.param_bytes,
-            "activation_bytes": self.activation_bytes,
-            "error": self.error.to_dict() if self.error else None,
-        }
-
-
-def _layer_dict(t: LayerTrace) -> dict[str, Any]:
-    return {
-        "index": t.index,
-        "id": t.id,
-        "type": t.type,
-        "input_shape": list(t.input_shape) if t.input_shape else None,
-        "output_shape": list(t.output_shape) if t.output_shape else None,
-        "params": t.params,
-        "formula": t.formula,
-        "param_shapes": {p.name: list(p.shape) if p.shape else None for p in t.params_after},
-        "inferred": dict(t.inferred),
-        "flops": t.flops,
-        "param_bytes": t.param_bytes,
-        "activation_bytes": t.activation_bytes,
-        "device": t.device,
-        "notes": list(t.notes),
-    }
 
 
 def torch_params(entry: LayerEntry | None, params: Mapping[str, Any]) -> dict[str, Any]:

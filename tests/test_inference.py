@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from builder.design import DesignError, design_from_dict
-from builder.inference import UNINITIALIZED, infer_shapes, inspect_design
+from builder.inference import infer_shapes, inspect_design
+from builder.trace import UNINITIALIZED
 
 MLP = {
     "version": 1,

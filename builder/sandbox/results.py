@@ -17,12 +17,12 @@ from typing import Any
 
 from builder.design import Design, DType, design_path, walk
 from builder.diagnose import Fix, FixKind, LayerError
-from builder.inference import LayerTrace, ParamInfo, Trace
 from builder.sandbox.static import CodeProblem
+from builder.trace import LayerTrace, ParamInfo, Trace
 
 # Classes a result may hold; anything else in a reply is refused.
 RESULT_CLASSES: frozenset[tuple[str, str]] = frozenset(
-    {("builder.inference", "Trace"), ("builder.inference", "LayerTrace"), ("builder.inference", "ParamInfo"),
+    {("builder.trace", "Trace"), ("builder.trace", "LayerTrace"), ("builder.trace", "ParamInfo"),
      ("builder.diagnose", "LayerError"), ("builder.diagnose", "Fix"), ("builder.diagnose", "FixKind"),
      ("builder.design", "DType"), (CodeProblem.__module__, "CodeProblem")}
 )  # fmt: skip
