@@ -12,8 +12,8 @@ from builder.design import Design, DesignError, file_stem, find_entry
 from builder.diagnose import Fix, LayerError
 from builder.edit import apply_fix, set_name
 from builder.export import class_name
-from builder.inference import Trace
 from builder.summary import format_shape
+from builder.trace import Trace
 from ui import (
     block_inspector,
     frame,

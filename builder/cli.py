@@ -23,7 +23,7 @@ from builder.summary import printable  # stdlib only: no torch before parsing
 
 if TYPE_CHECKING:
     from builder.design import Design
-    from builder.inference import Trace
+    from builder.trace import Trace
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -36,8 +36,9 @@ from builder.design import (
     walk,
 )
 from builder.diagnose import Fix, LayerError
-from builder.inference import Trace, infer_shapes
+from builder.inference import infer_shapes
 from builder.samples import Shape, fitted_params, incoming_shape
+from builder.trace import Trace
 
 TOP = None  # the model's own stack, as a parent
 TOP_STACK = "layers"

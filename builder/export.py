@@ -31,9 +31,10 @@ from builder import adapters
 from builder.blocks.codegen import HELPERS, CodeWriter, unmarked
 from builder.catalog import LayerEntry, catalog
 from builder.design import RESERVED_NAMES, Design, DType, LayerSpec, source_bindings, validate_design
-from builder.inference import LayerTrace, Trace, token_range, torch_params
+from builder.layer_run import token_range, torch_params
 from builder.tensor_code import class_source
 from builder.tensor_ops import TENSOR_OPS
+from builder.trace import LayerTrace, Trace
 
 Shape = tuple[int, ...]
 

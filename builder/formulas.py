@@ -22,7 +22,8 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 from builder.adapters import call_layer
 from builder.catalog import call_style, catalog
 from builder.design import BLOCK_TYPES, DType, LayerSpec
-from builder.inference import TORCH_DTYPES, LayerTrace, ParamInfo, Trace, build_layer, torch_params
+from builder.layer_run import TORCH_DTYPES, build_layer, torch_params
+from builder.trace import LayerTrace, ParamInfo, Trace
 
 TIMES = " x "  # the and the book's notation: 256 x 20
 TABLE_TERMS = 6  # a table cell shows at most this many terms, then says how many more there are

@@ -36,7 +36,7 @@ from builder.summary import UNKNOWN, format_shape
 
 if TYPE_CHECKING:
     from builder.design import BlockSpec, Design, Entry, LayerSpec, SharedSpec
-    from builder.inference import LayerTrace, Trace
+    from builder.trace import LayerTrace, Trace
 
 INPUT_ID = "_input"  # layer nodes are "layer-N"; the underscore keeps these apart
 OUTPUT_ID = "_output"

@@ -7,35 +7,28 @@ needs real values (``.item()``, a data-dependent ``if``) is re-run alone on smal
 says so.
 
 A block runs each of its stacks on its input and merges their outputs (``builder.blocks.merge``), once per copy.
-The records are ``builder.trace``'s. ``Trace.layers`` keeps one per top-level entry (a block's holds the
-parameters and FLOPs of all its copies, merges included); ``Trace.inner`` holds one for every entry inside a block
-and for each copy of a repeated block, each with its ``path`` (``layer-5/body/2``, ``layer-5#2/body/2`` for the
-second copy).
+One layer is built, run and recorded by ``builder.layer_run``; the records are ``builder.trace``'s.
+``Trace.layers`` keeps one per top-level entry (a block's holds the parameters and FLOPs of all its copies, merges
+included); ``Trace.inner`` holds one for every entry inside a block and for each copy of a repeated block, each
+with its ``path`` (``layer-5/body/2``, ``layer-5#2/body/2`` for the second copy).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedParameter
-from torch.utils.flop_counter import FlopCounterMode
 
-from builder.adapters import call_layer
 from builder.blocks.merge import merge_flops, merge_tensors
-from builder.catalog import CallStyle, Category, LayerEntry, ParamKind, call_style, catalog
+from builder.catalog import call_style, catalog
 from builder.design import (
     BlockSpec,
     Design,
     DesignError,
-    DType,
     Entry,
     LayerSpec,
     ResidualBlock,
@@ -48,204 +41,23 @@ from builder.design import (
     is_shared,
     shape_problem,
     validate_design,
-    walk,
 )
 from builder.diagnose import LayerError, MergeInput, diagnose_build, diagnose_merge, diagnose_run, precheck
-from builder.fast_path import meta_only, run_small
-from builder.reuse import diagnose_again, diagnose_tied
-from builder.tensor_ops import TOKEN_INPUTS, inferred_arguments
-from builder.trace import LayerTrace, ParamInfo, Shape, Trace
-
-TORCH_DTYPES: dict[DType, torch.dtype] = {
-    DType.FLOAT32: torch.float32,
-    DType.FLOAT64: torch.float64,
-    DType.INT64: torch.int64,
-}
-FLOP_CATEGORIES = frozenset(
-    {Category.LINEAR, Category.CONVOLUTION, Category.RECURRENT, Category.TRANSFORMER, Category.EMBEDDING, Category.LAZY}
+from builder.fast_path import meta_only
+from builder.layer_run import (
+    LayerRun,
+    build_layer,
+    count_params,
+    counts_flops,
+    dummy_input,
+    forward_once,
+    layer_record,
+    needs_values,
+    param_state,
+    run_layer,
 )
-# Real values cost real memory: a layer that needs them runs on the CPU only up to these sizes.
-REAL_INPUT_LIMIT = 2**24  # elements of the input (64 MB as float32)
-REAL_PARAM_LIMIT = 2**28  # elements of the layer's parameters (1 GB as float32)
-# Errors that mean "this op needs real values", not "these shapes do not fit".
-NEEDS_VALUES = ("meta tensor", "on meta", "'meta'", "meta device", "data-dependent", "data dependent")
-
-
-def torch_params(entry: LayerEntry | None, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Design params as torch wants them: JSON lists become tuples, except list-valued shapes."""
-    converted = {}
-    for name, value in params.items():
-        spec = entry.param(name) if entry else None
-        keep_list = spec is not None and spec.kind is ParamKind.SHAPE
-        converted[name] = tuple(value) if isinstance(value, list) and not keep_list else value
-    return converted
-
-
-def build_layer(spec: LayerSpec, custom: Mapping[str, type[nn.Module]], device: str, dtype: DType) -> nn.Module:
-    """Construct one layer on ``device``; float64 designs get float64 layers."""
-    entry = catalog().get(spec.type)
-    factory = entry.factory if entry else custom[spec.type]
-    with torch.device(device):
-        module = factory(**torch_params(entry, spec.params))
-    if dtype is DType.FLOAT64:
-        module = module.to(torch.float64)
-    return module.eval()
-
-
-def param_state(module: nn.Module) -> tuple[ParamInfo, ...]:
-    """Every parameter's name and shape (None while uninitialized), in registration order."""
-    return tuple(
-        ParamInfo(name, None if isinstance(p, UninitializedParameter) else tuple(p.shape))
-        for name, p in module.named_parameters()
-    )
-
-
-def inferred_sizes(spec: LayerSpec, module: nn.Module) -> dict[str, Any]:
-    """Constructor arguments a lazy layer inferred (``in_features=20``), read off the materialized module."""
-    entry = catalog().get(spec.type)
-    if entry is not None and not entry.builtin:
-        return inferred_arguments(spec.type, spec.params, module)
-    if entry is None or not entry.lazy:
-        return {}
-    concrete = inspect.signature(type(module).__init__).parameters
-    known = {p.name for p in entry.params}
-    return {
-        name: getattr(module, name)
-        for name in concrete
-        if name not in known and name not in ("self", "device", "dtype") and hasattr(module, name)
-    }
-
-
-def _count(module: nn.Module) -> tuple[int, int]:
-    numel = nbytes = 0
-    for p in module.parameters():
-        if not isinstance(p, UninitializedParameter):
-            numel += p.numel()
-            nbytes += p.numel() * p.element_size()
-    return numel, nbytes
-
-
-def token_range(design: Design) -> int:
-    """Token ids for an int64 input are drawn below the smallest Embedding's vocabulary (or OneHot's classes)."""
-    sizes = [
-        located.entry.params.get("num_classes" if located.entry.type in TOKEN_INPUTS else "num_embeddings", 2)
-        for located in walk(design.layers)
-        if located.entry.type in ("Embedding", "EmbeddingBag", *TOKEN_INPUTS) and not is_block(located.entry)
-    ]
-    return max(1, min(sizes, default=2))
-
-
-def dummy_input(design: Design, device: str) -> torch.Tensor:
-    """The dummy input tensor (random values when real; meta tensors have none)."""
-    shape, dtype = design.input.shape, TORCH_DTYPES[design.input.dtype]
-    if device == "meta":
-        return torch.empty(shape, dtype=dtype, device="meta")
-    generator = torch.Generator().manual_seed(0)
-    if dtype is torch.int64:
-        return torch.randint(0, token_range(design), shape, generator=generator)
-    return torch.randn(shape, dtype=dtype, generator=generator)
-
-
-def needs_values(error: Exception) -> bool:
-    """Whether a meta-device failure means the op needs real values rather than other shapes."""
-    text = str(error).lower()
-    return isinstance(error, NotImplementedError) or any(marker in text for marker in NEEDS_VALUES)
-
-
-def _real_like(x: torch.Tensor, high: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(0)
-    if x.dtype in (torch.int64, torch.int32):
-        return torch.randint(0, high, tuple(x.shape), generator=generator)
-    return torch.randn(tuple(x.shape), dtype=x.dtype, generator=generator)
-
-
-def counts_flops(layer_type: str) -> bool:
-    """Whether to run a layer under FlopCounterMode, which has formulas only for matmul, conv and attention.
-
-    The other built-in families (activations, pooling, normalization, dropout, padding, shape) never reach
-    those ops, and counting slows the meta pass by a third; custom layers are always counted.
-    """
-    entry = catalog().get(layer_type)
-    return entry is None or entry.category in FLOP_CATEGORIES
-
-
-def _forward(module: nn.Module, style: CallStyle, x: torch.Tensor, count: bool) -> tuple[torch.Tensor, int]:
-    counter = FlopCounterMode(display=False) if count else nullcontext()
-    with torch.no_grad(), counter:
-        out = call_layer(module, style, x)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"returned {type(out).__name__}, but a layer in a stack must return one tensor")
-    return out, counter.get_total_flops() if count else 0
-
-
-@dataclass
-class _Step:
-    """The run of one layer: the module that ran, its output, its FLOPs and where it ran."""
-
-    module: nn.Module
-    out: torch.Tensor
-    flops: int
-    device: str = "meta"
-    notes: list[str] = field(default_factory=list)
-
-
-def _run_layer(
-    spec: LayerSpec, custom: Mapping[str, type[nn.Module]], design: Design, module: nn.Module, x: torch.Tensor
-) -> _Step:
-    """Run on meta; when the layer needs real values, run it alone on small real tensors instead."""
-    style, count = call_style(spec.type, spec.params), counts_flops(spec.type)
-    if spec.type in catalog():  # a small built-in layer runs on the CPU: meta's first use costs a process 1.5 s
-        build = partial(build_layer, spec, custom, "cpu", design.input.dtype)
-        small = run_small(module, x, style, count, build, lambda t: _real_like(t, token_range(design)), spec.params)
-        if small is not None:
-            return _Step(small.module, small.out, small.flops)
-    try:
-        out, flops = _forward(module, style, x, count)
-        return _Step(module, out, flops)
-    except Exception as error:
-        if not needs_values(error):
-            raise
-        reason = str(error).splitlines()[0]
-    _check_real_size(module, x, reason)
-    real = build_layer(spec, custom, "cpu", design.input.dtype)
-    out, flops = _forward(real, style, _real_like(x, token_range(design)), count)
-    note = f"ran on small real tensors: the meta device has no values ({reason})"
-    return _Step(real, out.to("meta"), flops, "cpu", [note])
-
-
-def _check_real_size(module: nn.Module, x: torch.Tensor, reason: str) -> None:
-    """Refuse to run a layer on real values when its input or parameters would take too much memory."""
-    params = sum(p.numel() for p in module.parameters() if not isinstance(p, UninitializedParameter))
-    if x.numel() > REAL_INPUT_LIMIT or params > REAL_PARAM_LIMIT:
-        raise RuntimeError(
-            f"this layer needs real values ({reason}), but running it for real would take an input of "
-            f"{x.numel():,} elements and {params:,} parameters; the builder does that only up to "
-            f"{REAL_INPUT_LIMIT:,} input elements and {REAL_PARAM_LIMIT:,} parameters: use a smaller input shape"
-        )
-
-
-def _trace_layer(
-    index: int, spec: LayerSpec, x: torch.Tensor, step: _Step, before: tuple[ParamInfo, ...]
-) -> LayerTrace:
-    numel, nbytes = _count(step.module)
-    inferred = inferred_sizes(spec, step.module)
-    notes = [f"{name} inferred = {value}" for name, value in inferred.items()] + step.notes
-    return LayerTrace(
-        index=index,
-        id=spec.id,
-        type=spec.type,
-        input_shape=tuple(x.shape),
-        output_shape=tuple(step.out.shape),
-        params=numel,
-        params_before=before,
-        params_after=param_state(step.module),
-        inferred=inferred,
-        flops=step.flops,
-        param_bytes=nbytes,
-        activation_bytes=step.out.numel() * step.out.element_size(),
-        device=step.device,
-        notes=tuple(notes),
-    )
+from builder.reuse import diagnose_again, diagnose_tied
+from builder.trace import LayerTrace, ParamInfo, Shape, Trace
 
 
 def resolve_custom(design: Design) -> dict[str, type[nn.Module]]:
@@ -320,7 +132,7 @@ class _Inspector:
         except Exception as error:
             raise _Stop(replace(diagnose_build(index, entry, error), path=path if "/" in path else "")) from None
         state = param_state(module)
-        numel, nbytes = _count(module)
+        numel, nbytes = count_params(module)
         return LayerTrace(
             index, entry.id, entry.type, params=numel, params_before=state, params_after=state, param_bytes=nbytes,
             path=path if "/" in path else "",
@@ -364,7 +176,7 @@ def _trace(
 def _step(
     index: int, spec: LayerSpec, custom: Mapping[str, type[nn.Module]], design: Design, x: torch.Tensor,
     module: nn.Module | None = None,
-) -> tuple[LayerError | None, _Step | None, tuple[ParamInfo, ...]]:  # fmt: skip
+) -> tuple[LayerError | None, LayerRun | None, tuple[ParamInfo, ...]]:  # fmt: skip
     """Build (unless ``module`` is given) and run one layer: (failure, step, parameters before the run)."""
     try:
         module = build_layer(spec, custom, "meta", design.input.dtype) if module is None else module
@@ -375,7 +187,7 @@ def _step(
     if failure is not None:
         return failure, None, before
     try:
-        return None, _run_layer(spec, custom, design, module, x), before
+        return None, run_layer(spec, custom, design, module, x), before
     except Exception as error:
         return diagnose_run(index, spec, tuple(x.shape), x.dtype, error), None, before
 
@@ -432,7 +244,7 @@ class _Tracer:
         failure, step, before = _step(index, entry, self.custom, self.design, x, self.module_of(path))
         if failure is not None:
             raise _Stop(replace(self.again(index, entry, path, x, failure), path=inner_path))
-        record = replace(_trace_layer(index, entry, x, step, before), path=inner_path)
+        record = replace(layer_record(index, entry, x, step, before), path=inner_path)
         if key is not None:
             self.seen[key] = record, step.out
         if self.keep:
@@ -458,7 +270,7 @@ class _Tracer:
         target = next(spec for spec in self.design.layers if spec.id == entry.of)
         module, first = self.modules[entry.of], self.records[entry.of]
         try:
-            out, flops = _forward(module, call_style(target.type, target.params), x, counts_flops(target.type))
+            out, flops = forward_once(module, call_style(target.type, target.params), x, counts_flops(target.type))
         except Exception as error:
             if first.input_shape == tuple(x.shape) or needs_values(error):
                 failure = diagnose_run(index, target, tuple(x.shape), x.dtype, error)

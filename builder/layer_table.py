@@ -20,7 +20,7 @@ from builder.summary import LAZY_NOTE, format_shape
 
 if TYPE_CHECKING:
     from builder.design import Design
-    from builder.inference import LayerTrace, ParamInfo, Trace
+    from builder.trace import LayerTrace, ParamInfo, Trace
 
 COLUMNS: tuple[str, ...] = (
     "#", "layer", "input shape", "output shape", "params", "formula", "FLOPs", "status", "notes",

@@ -21,7 +21,8 @@ from torch import nn
 from builder.catalog import CALL_NOTES, CallStyle, Category, LayerEntry, ParamSpec, call_style, catalog
 from builder.design import DType, LayerSpec
 from builder.formulas import Formula, call_text, design_formula
-from builder.inference import infer_shapes, token_range
+from builder.inference import infer_shapes
+from builder.layer_run import token_range
 from builder.samples import sample_design
 from builder.tensor_code import inline_op, uses_functional
 from builder.tensor_ops import TENSOR_OPS

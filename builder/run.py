@@ -6,7 +6,8 @@ Designs with custom layers are traced in the sandbox (``builder.sandbox``); buil
 from __future__ import annotations
 
 from builder.design import Design
-from builder.inference import Trace, infer_shapes, infer_then, inspect_design
+from builder.inference import infer_shapes, infer_then, inspect_design
+from builder.trace import Trace
 
 
 def analyze(design: Design, run: bool = True, session: str | None = None) -> Trace:

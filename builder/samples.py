@@ -23,8 +23,9 @@ from torch import nn
 
 from builder.catalog import Category, LayerEntry, catalog
 from builder.design import Design, DesignError, DType, InputSpec, LayerSpec
-from builder.inference import Trace, infer_shapes
+from builder.inference import infer_shapes
 from builder.tensor_ops import TOKEN_INPUTS
+from builder.trace import Trace
 
 Shape = tuple[int, ...]
 

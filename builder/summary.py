@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from builder.design import BlockSpec, Design, Entry
-    from builder.inference import LayerTrace, Trace
+    from builder.trace import LayerTrace, Trace
 
 COLUMNS: tuple[str, ...] = (
     "#", "layer", "type", "input shape", "output shape", "params", "formula", "FLOPs", "notes",

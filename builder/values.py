@@ -41,7 +41,9 @@ from builder.design import (
     is_block,
     is_shared,
 )
-from builder.inference import TORCH_DTYPES, Trace, build_layer, infer_shapes, inferred_sizes, token_range
+from builder.inference import infer_shapes
+from builder.layer_run import TORCH_DTYPES, build_layer, inferred_sizes, token_range
+from builder.trace import Trace
 
 Shape = tuple[int, ...]
 

@@ -11,8 +11,8 @@ import streamlit as st
 from builder.design import Design, DesignError, design_key, dump_design, file_stem
 from builder.export import ExportStyle, export_code
 from builder.graph import render_graph
-from builder.inference import Trace
 from builder.summary import summary_rows
+from builder.trace import Trace
 from ui import frame, review, state
 from ui.text import plain
 

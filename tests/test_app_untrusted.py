@@ -21,8 +21,9 @@ from builder import run as builder_run
 from builder import sandbox
 from builder.design import Design, design_from_dict, dump_design
 from builder.examples import load_example
-from builder.inference import Trace, infer_shapes, inspect_design
+from builder.inference import infer_shapes, inspect_design
 from builder.share import decode_design, encode_design
+from builder.trace import Trace
 from tests.page_text import graph_texts
 from ui import state
 from ui.state import BAD_LINK

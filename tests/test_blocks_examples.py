@@ -22,7 +22,9 @@ from torch import nn
 
 from builder.examples import load_example
 from builder.export import ExportStyle, export_code
-from builder.inference import Trace, infer_shapes, token_range
+from builder.inference import infer_shapes
+from builder.layer_run import token_range
+from builder.trace import Trace
 
 RUNNER = Path(__file__).parent / "oracle_runner.py"
 STYLES: dict[str, tuple[ExportStyle, bool]] = {

@@ -12,7 +12,8 @@ import pytest
 from builder.blocks.edit import apply_fix
 from builder.design import Design, design_from_dict
 from builder.diagnose import FixKind
-from builder.inference import Trace, infer_shapes, inspect_design
+from builder.inference import infer_shapes, inspect_design
+from builder.trace import Trace
 
 
 def conv(cin: int, cout: int, stride: int = 1, kernel: int = 3) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from torch import nn
 from builder.adapters import call_layer
 from builder.catalog import EXCLUDED, CallStyle, Category, ParamKind, by_category, call_style, catalog
 from builder.design import Design
-from builder.inference import dummy_input, infer_shapes, torch_params
+from builder.inference import infer_shapes
+from builder.layer_run import dummy_input, torch_params
 from builder.samples import sample_design
 from builder.tensor_ops import TOKEN_INPUTS
 

@@ -18,8 +18,9 @@ from builder.design import DesignError, dump_design, is_block
 from builder.examples import EXAMPLES_DIR, list_examples, load_example
 from builder.export import ExportStyle, export_code
 from builder.graph import node_id, render_graph
-from builder.inference import Trace, infer_shapes
+from builder.inference import infer_shapes
 from builder.summary import format_summary
+from builder.trace import Trace
 
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")
 

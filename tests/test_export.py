@@ -18,8 +18,9 @@ import pytest
 from builder.catalog import catalog
 from builder.design import CustomLayerSpec, Design, DType, InputSpec, LayerSpec, design_from_dict
 from builder.export import ExportStyle, attribute_names, class_name, export_code, layer_source, snake_case
-from builder.inference import Trace, infer_shapes, inspect_design
+from builder.inference import infer_shapes, inspect_design
 from builder.samples import sample_design
+from builder.trace import Trace
 
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from builder import fast_path, inference
+from builder import fast_path, layer_run
 from builder.catalog import CallStyle
 from builder.design import Design, DType, InputSpec, LayerSpec
 from builder.examples import list_examples, load_example
-from builder.inference import Trace, infer_shapes, infer_then
+from builder.inference import infer_shapes, infer_then
 from builder.samples import sample_design
+from builder.trace import Trace
 from tests.test_catalog import LAYER_TYPES
 
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")
@@ -50,7 +51,7 @@ def _cpu_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             ran.append(type(result.module).__name__)
         return result
 
-    monkeypatch.setattr(inference, "run_small", recording)
+    monkeypatch.setattr(layer_run, "run_small", recording)
     return ran
 
 

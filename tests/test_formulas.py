@@ -26,7 +26,8 @@ from builder.formulas import (
     table_formula,
     trace_formula,
 )
-from builder.inference import dummy_input, infer_shapes, inspect_design, torch_params
+from builder.inference import infer_shapes, inspect_design
+from builder.layer_run import dummy_input, torch_params
 from builder.samples import sample_design
 
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")  # batch_first=False

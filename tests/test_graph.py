@@ -15,7 +15,8 @@ import pytest
 
 from builder.design import Design, InputSpec, LayerSpec, design_from_dict
 from builder.graph import INPUT_ID, OUTPUT_ID, WRAP, GraphError, key_args, render_graph, write_graph
-from builder.inference import Trace, infer_shapes, inspect_design
+from builder.inference import infer_shapes, inspect_design
+from builder.trace import Trace
 
 GOLDEN = Path(__file__).parent / "golden" / "graph"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

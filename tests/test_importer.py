@@ -37,8 +37,9 @@ from builder.design import (
 from builder.examples import list_examples
 from builder.export import ExportStyle, export_code
 from builder.importer import ImportFailed, ImportNote, ImportResult, Severity, import_code
-from builder.inference import Trace, infer_shapes
+from builder.inference import infer_shapes
 from builder.samples import sample_design
+from builder.trace import Trace
 
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from builder.design import CustomLayerSpec, Design, InputSpec, LayerSpec, design_from_dict
-from builder.inference import Trace, infer_shapes, inspect_design
+from builder.inference import infer_shapes, inspect_design
 from builder.summary import COLUMNS, format_shape, format_summary, summary_json, summary_rows, tree_rows
+from builder.trace import Trace
 
 
 def _mlp() -> Design:

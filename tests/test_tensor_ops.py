@@ -25,7 +25,8 @@ from builder.design import (
     validate_design,
 )
 from builder.export import ExportStyle, export_code
-from builder.inference import infer_shapes, inspect_design, torch_params
+from builder.inference import infer_shapes, inspect_design
+from builder.layer_run import torch_params
 from builder.run import analyze
 from builder.tensor_code import inline_op
 from builder.tensor_ops import TENSOR_OPS

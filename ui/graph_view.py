@@ -31,7 +31,7 @@ from ui.text import plain
 
 if TYPE_CHECKING:
     from builder.design import Design
-    from builder.inference import Trace
+    from builder.trace import Trace
 
 KEY = "graph_view"  # the viewer's value: the last click, {"node": "layer-3", "path": <node clicked>, "at": <ms>}
 CLICK_SEEN = "graph_view_click"  # the "at" of the click already applied

@@ -10,9 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from builder.design import Design, DesignError, file_stem
-from builder.inference import Trace
 from builder.layer_table import layer_rows, lazy_rows
 from builder.summary import format_shape
+from builder.trace import Trace
 from ui import state
 
 FLOPS_HELP = (

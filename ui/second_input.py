@@ -13,8 +13,8 @@ import streamlit as st
 from builder import run as runner
 from builder.design import Design, DesignError, design_key
 from builder.edit import parse_shape, set_input
-from builder.inference import Trace
 from builder.summary import format_shape, summary_rows
+from builder.trace import Trace
 from ui import state
 from ui.graph_view import graph_picture_ui
 from ui.text import plain

@@ -47,8 +47,8 @@ from builder.edit import (
     remove_layer,
     stack_of,
 )
-from builder.inference import Trace
 from builder.layer_table import entry_text
+from builder.trace import Trace
 from ui import dnd, state
 from ui.text import plain
 

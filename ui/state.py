@@ -22,8 +22,8 @@ import streamlit as st
 from builder import run as runner
 from builder.design import CustomLayerSpec, Design, DesignError, design_key
 from builder.fast_path import meta_only
-from builder.inference import Trace
 from builder.share import decode_design, encode_design
+from builder.trace import Trace
 
 URL_PARAM = "design"
 HISTORY_LIMIT = 200

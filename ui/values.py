@@ -20,8 +20,8 @@ import streamlit as st
 
 from builder.design import Design, DType, design_key, find_entry, is_block
 from builder.formulas import block_sum, design_formula, formula
-from builder.inference import ParamInfo, Trace
 from builder.summary import format_shape
+from builder.trace import ParamInfo, Trace
 from builder.values import (
     EXPLANATION,
     SHOWN,

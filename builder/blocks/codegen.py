@@ -44,7 +44,7 @@ from builder.tensor_ops import TENSOR_OPS
 
 if TYPE_CHECKING:
     from builder.design import Design
-    from builder.inference import LayerTrace, Trace
+    from builder.trace import LayerTrace, Trace
 
 MARK = "\x00"
 MARKED = re.compile(f"{MARK}[^{MARK}]*{MARK}")

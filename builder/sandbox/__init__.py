@@ -23,7 +23,6 @@ from typing import Any
 
 from builder.design import Design, DesignError, design_from_dict, dump_design, validate_design, walk
 from builder.diagnose import LayerError
-from builder.inference import ParamInfo, Trace
 from builder.sandbox import pool, results, syscalls
 from builder.sandbox.protocol import MAX_MESSAGE
 from builder.sandbox.settings import (
@@ -39,6 +38,7 @@ from builder.sandbox.settings import (
     settings,
 )
 from builder.sandbox.static import CodeProblem, check_source, require_valid
+from builder.trace import ParamInfo, Trace
 
 __all__ = [
     "DISABLE_ENV",

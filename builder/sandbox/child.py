@@ -35,7 +35,8 @@ from typing import Any
 from torch import nn
 
 from builder.design import CustomLayerSpec, DesignError, DType, load_design
-from builder.inference import infer_shapes, infer_then, inspect_design, needs_values, token_range
+from builder.inference import infer_shapes, infer_then, inspect_design
+from builder.layer_run import needs_values, token_range
 from builder.sandbox import restrict, syscalls
 from builder.sandbox.protocol import ESCAPE_TESTS_ENV, PROGRESS, RESULT
 from builder.sandbox.static import CodeProblem, check_source
