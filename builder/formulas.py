@@ -22,7 +22,9 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 from builder.adapters import call_layer
 from builder.catalog import call_style, catalog
 from builder.design import BLOCK_TYPES, DType, LayerSpec
+from builder.graph import key_args
 from builder.layer_run import TORCH_DTYPES, build_layer, torch_params
+from builder.layer_table import split_call
 from builder.trace import LayerTrace, ParamInfo, Trace
 
 TIMES = " x "  # the issue's and the book's notation: 256 x 20
@@ -131,31 +133,15 @@ def _literal(value: Any) -> str:
 def call_text(layer_type: str, params: Mapping[str, Any], prefix: str = "") -> str:
     """The layer's constructor call as the book writes it: ``Conv2d(3, 64, 3)``, ``Dropout(p=0.2)``.
 
-    Required arguments of a catalog layer are given by position, the others by name, and only when they differ
-    from torch's default. A custom layer's arguments are all given by name (its signature is its author's).
+    The arguments worth showing (``builder.graph.key_args``: required ones and those away from torch's default),
+    split between position and keyword as the stack shows them (``builder.layer_table.split_call``), written as
+    Python literals.
     """
+    shown = key_args(LayerSpec(type=layer_type, params=dict(params)))
     entry = catalog().get(layer_type)
-    if entry is None:
-        args = [f"{name}={_literal(value)}" for name, value in params.items()]
-        return f"{prefix}{layer_type}({', '.join(args)})"
-    values = torch_params(entry, params)
-    positional, named, by_position = [], [], True
-    for spec in entry.params:
-        if spec.name not in values:
-            by_position = by_position and not spec.required
-            continue
-        value = values[spec.name]
-        if spec.required and by_position and not spec.keyword_only:
-            positional.append(_literal(value))
-        elif spec.required or value != _default(spec.default, value):
-            by_position = False
-            named.append(f"{spec.name}={_literal(value)}")
-    return f"{prefix}{layer_type}({', '.join(positional + named)})"
-
-
-def _default(default: Any, value: Any) -> Any:
-    """torch's default, compared as the value is given (a JSON list against a tuple default)."""
-    return tuple(default) if isinstance(default, list) and isinstance(value, tuple) else default
+    positional, named = split_call(layer_type, torch_params(entry, shown) if entry else shown)
+    args = [*map(_literal, positional), *(f"{name}={_literal(value)}" for name, value in named)]
+    return f"{prefix}{layer_type}({', '.join(args)})"
 
 
 def head_text(layer_type: str, params: Mapping[str, Any], inferred: Mapping[str, Any] | None = None) -> str:

@@ -10,6 +10,7 @@ building them told (their parameters, unless lazy). Entries are named as a perso
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -40,22 +41,28 @@ def _value(value: object) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value)
 
 
-def call_args(spec: LayerSpec) -> str:
-    """A layer's arguments as a person writes the call: the leading ones (torch's required, positional-capable
-    parameters, in signature order, up to the first one left unset) positionally, the rest by keyword;
-    ``1, 6, 5, padding=2``."""
-    shown = key_args(spec)
-    entry = catalog().get(spec.type)
-    if entry is None:  # a custom layer: its arguments by keyword, as the design holds them
-        return ", ".join(f"{name}={_value(value)}" for name, value in shown.items())
-    positional: list[str] = []
+def split_call(layer_type: str, shown: Mapping[str, Any]) -> tuple[list[Any], list[tuple[str, Any]]]:
+    """A call's arguments as a person writes it: the leading ones (torch's required, positional-capable
+    parameters, in signature order, up to the first one left unset) by position, the rest by keyword, in signature
+    order. A custom layer's arguments are all by keyword (its signature is its author's)."""
+    entry = catalog().get(layer_type)
+    if entry is None:
+        return [], list(shown.items())
+    rest = dict(shown)
+    positional: list[Any] = []
     leading = True
     for param in entry.params:
-        leading = leading and param.required and not param.keyword_only and param.name in shown
+        leading = leading and param.required and not param.keyword_only and param.name in rest
         if leading:
-            positional.append(_value(shown.pop(param.name)))
-    ordered = [p.name for p in entry.params if p.name in shown] + [n for n in shown if entry.param(n) is None]
-    return ", ".join([*positional, *(f"{name}={_value(shown[name])}" for name in ordered)])
+            positional.append(rest.pop(param.name))
+    ordered = [p.name for p in entry.params if p.name in rest] + [n for n in rest if entry.param(n) is None]
+    return positional, [(name, rest[name]) for name in ordered]
+
+
+def call_args(spec: LayerSpec) -> str:
+    """A layer's arguments as the stack shows them: ``1, 6, 5, padding=2``."""
+    positional, named = split_call(spec.type, key_args(spec))
+    return ", ".join([*map(_value, positional), *(f"{name}={_value(value)}" for name, value in named)])
 
 
 def entry_text(entry: Entry) -> str:
