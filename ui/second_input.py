@@ -34,11 +34,6 @@ def _second(key: str, shape: tuple[int, ...], _design: Design, _session: str | N
     return runner.analyze_then(_design, shape, session=_session)
 
 
-def fed_design(design: Design, shape: tuple[int, ...]) -> Design:
-    """The design with the second input: what the second trace's table and graph describe."""
-    return design.model_copy(update={"input": design.input.model_copy(update={"shape": shape})})
-
-
 def feed_clicked(design: Design) -> None:
     """Remember the shape asked for (a bad one is reported beside the field)."""
     try:
@@ -88,7 +83,7 @@ def result_ui(design: Design, shape: tuple[int, ...]) -> None:
     else:
         st.success(f"Second input: output shape {format_shape(second.output_shape)}.", icon=":material/check:")
     st.dataframe(pd.DataFrame(summary_rows(second)), hide_index=True, width="stretch", key="then_table")
-    graph_picture_ui(fed_design(design, shape), second, key="then_graph")
+    graph_picture_ui(set_input(design, shape), second, key="then_graph")  # drawn with its own input
 
 
 def second_input_ui(design: Design, trace: Trace | None) -> None:
