@@ -22,9 +22,8 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 from builder.adapters import call_layer
 from builder.catalog import call_style, catalog
 from builder.design import BLOCK_TYPES, DType, LayerSpec
-from builder.graph import key_args
 from builder.layer_run import TORCH_DTYPES, build_layer, torch_params
-from builder.layer_table import split_call
+from builder.layer_table import key_args, split_call
 from builder.trace import LayerTrace, ParamInfo, Trace
 
 TIMES = " x "  # the issue's and the book's notation: 256 x 20
@@ -133,7 +132,7 @@ def _literal(value: Any) -> str:
 def call_text(layer_type: str, params: Mapping[str, Any], prefix: str = "") -> str:
     """The layer's constructor call as the book writes it: ``Conv2d(3, 64, 3)``, ``Dropout(p=0.2)``.
 
-    The arguments worth showing (``builder.graph.key_args``: required ones and those away from torch's default),
+    The arguments worth showing (``builder.layer_table.key_args``: required ones and those away from torch's default),
     split between position and keyword as the stack shows them (``builder.layer_table.split_call``), written as
     Python literals.
     """

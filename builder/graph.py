@@ -32,6 +32,7 @@ import graphviz
 from builder.blocks.merge import merge_label
 from builder.catalog import catalog
 from builder.design import block_dim, block_merge, design_path, is_block, is_shared, shared_targets
+from builder.layer_table import key_args
 from builder.summary import UNKNOWN, format_shape
 
 if TYPE_CHECKING:
@@ -121,25 +122,6 @@ def _value(value: object) -> str:
 
 def _wrap(text: str) -> list[str]:
     return textwrap.wrap(text, width=WRAP, break_long_words=False, break_on_hyphens=False) or [text]
-
-
-def key_args(spec: LayerSpec) -> dict[str, object]:
-    """The arguments worth showing: torch's required ones and those set away from their default."""
-    entry = catalog().get(spec.type)
-    if entry is None:  # a custom layer: every argument is the user's own
-        return dict(spec.params)
-    shown = {}
-    for name, value in spec.params.items():
-        param = entry.param(name)
-        default = param.default if param else None
-        if param is None or param.required or _normalise(value) != _normalise(default):
-            shown[name] = value
-    return shown
-
-
-def _normalise(value: object) -> object:
-    """Compare JSON lists with torch's tuple defaults (``stride=[1, 1]`` vs ``(1, 1)``)."""
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _title(spec: LayerSpec) -> list[str]:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from builder.catalog import catalog
 from builder.design import Entry, LayerSpec, is_block, is_shared, walk
-from builder.graph import key_args
 from builder.summary import LAZY_NOTE, format_shape
 
 if TYPE_CHECKING:
@@ -39,6 +38,25 @@ class Status(StrEnum):
 
 def _value(value: object) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def key_args(spec: LayerSpec) -> dict[str, object]:
+    """The arguments worth showing: torch's required ones and those set away from their default."""
+    entry = catalog().get(spec.type)
+    if entry is None:  # a custom layer: every argument is the user's own
+        return dict(spec.params)
+    shown = {}
+    for name, value in spec.params.items():
+        param = entry.param(name)
+        default = param.default if param else None
+        if param is None or param.required or _normalise(value) != _normalise(default):
+            shown[name] = value
+    return shown
+
+
+def _normalise(value: object) -> object:
+    """Compare JSON lists with torch's tuple defaults (``stride=[1, 1]`` vs ``(1, 1)``)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def split_call(layer_type: str, shown: Mapping[str, Any]) -> tuple[list[Any], list[tuple[str, Any]]]:

@@ -258,11 +258,11 @@ def _megabytes(nbytes: int) -> str:
     return f"{nbytes / 1e6:.2f}"
 
 
-def _compact(count: int) -> str:
-    """1871596544 -> ``1.87 G`` (an aid for reading long totals)."""
+def compact(count: int, decimals: int = 2) -> str:
+    """1871596544 -> ``1.87 G`` (an aid for reading long totals); below a thousand as it is."""
     for scale, prefix in SI_PREFIXES:
         if count >= scale:
-            return f"{count / scale:.2f} {prefix}"
+            return f"{count / scale:.{decimals}f} {prefix}"
     return str(count)
 
 
@@ -302,7 +302,7 @@ def _totals(trace: Trace) -> list[str]:
         output = f"{UNKNOWN} (not run: shapes and lazy parameters are known after the forward pass)"
     flops = f"{trace.total_flops:,}"
     if trace.total_flops >= 1000:
-        flops += f" ({_compact(trace.total_flops)}FLOPs)"
+        flops += f" ({compact(trace.total_flops)}FLOPs)"
     return [
         f"Output shape: {output}",
         f"Total params: {trace.total_params:,}",

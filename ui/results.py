@@ -11,7 +11,7 @@ import streamlit as st
 
 from builder.design import Design, DesignError, file_stem
 from builder.layer_table import layer_rows, lazy_rows
-from builder.summary import format_shape
+from builder.summary import compact, format_shape
 from builder.trace import Trace
 from ui import state
 
@@ -20,15 +20,6 @@ FLOPS_HELP = (
     "multiplications and convolutions (2 per multiply-add). Bias adds, normalization, pooling and activations are "
     "not counted, so the figure sits about 0.1% under twice torchinfo's mult-adds."
 )
-SI_STEPS: tuple[tuple[float, str], ...] = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
-
-
-def compact(count: int) -> str:
-    """A count short enough for a metric: 833,400 -> ``833.4 K``; below a thousand as it is."""
-    for scale, prefix in SI_STEPS:
-        if count >= scale:
-            return f"{count / scale:.1f} {prefix}"
-    return str(count)
 
 
 def totals_ui(trace: Trace, rows: list[dict]) -> None:
@@ -38,8 +29,8 @@ def totals_ui(trace: Trace, rows: list[dict]) -> None:
     untold = f" ({unknown} layers not counted: the run did not reach them)" if unknown else ""
     output, params_col, flops, memory = st.columns(4)
     output.metric("Output shape", format_shape(trace.output_shape))
-    params_col.metric("Parameters", compact(params), help=f"{params:,} parameters{untold}")
-    flops.metric("FLOPs", compact(trace.total_flops), help=f"{trace.total_flops:,} FLOPs. {FLOPS_HELP}")
+    params_col.metric("Parameters", compact(params, decimals=1), help=f"{params:,} parameters{untold}")
+    flops.metric("FLOPs", compact(trace.total_flops, decimals=1), help=f"{trace.total_flops:,} FLOPs. {FLOPS_HELP}")
     memory.metric("Param. memory", f"{trace.param_bytes / 1e6:.2f} MB", help="Parameter memory: their bytes")
 
 
