@@ -6,7 +6,9 @@ component the value the browser would send.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -403,6 +405,28 @@ def test_a_design_name_that_cannot_stand_is_refused_beside_the_field(at):
     next(w for w in at.text_input if w.key.startswith("design_name.")).set_value("x" * 101).run()
     assert design(at).name == "d2l-mlp"
     assert any("at most 100" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ['x"""; import os; os.system("id") #', "<img src=x onerror=alert(1)>", "[docs](javascript:alert(1))", "`rm -rf /`"],
+)
+def test_a_hostile_design_name_reaches_the_export_only_as_an_identifier(at, hostile):
+    """The name flows into the field's help, the file name and the class: each gets only what it can hold."""
+    next(w for w in at.text_input if w.key.startswith("design_name.")).set_value(hostile).run()
+    assert design(at).name == hostile  # a name is plain text; what is made of it is checked below
+    help_text = next(w for w in at.text_input if w.key.startswith("design_name.")).proto.help
+    stem, cls = re.fullmatch(r"Names what you export: (\w+)\.py, class (\w+)", help_text).groups()
+    assert cls.isidentifier() and stem.isidentifier()
+    at.switch_page("pages/export.py").run()
+    at.radio(key="export_style").set_value(ExportStyle.MODULE).run()
+    code = at.code[0].value
+    tree = ast.parse(code)  # the name cannot break out of its docstrings: it is text there, never code
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    attributes = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom) for a in n.names}
+    assert "os" not in names | imported and "system" not in attributes and "alert" not in names
+    assert f"class {cls}(nn.Module):" in code
 
 
 # ---------------------------------------------------------------- examples page
