@@ -7,6 +7,7 @@ below is the one list: the script and the help popover are both made from it.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,8 +34,9 @@ SHORTCUTS: tuple[Shortcut, ...] = (
 )
 
 
+@functools.cache
 def script() -> str:
-    """The listener, with the shortcut table filled in."""
+    """The listener, with the shortcut table filled in (read once per process, not on every rerun)."""
     table = json.dumps([asdict(s) for s in SHORTCUTS])
     return "<script>" + SCRIPT.read_text(encoding="utf-8").replace("__SHORTCUTS__", table) + "</script>"
 
