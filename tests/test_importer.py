@@ -754,7 +754,7 @@ PROBLEMS: dict[str, Problem] = {
         [("Linear", {"in_features": 2, "out_features": 3}), ("Dropout", {})],
     ),
     "double-star": Problem(
-        "kw = {'bias': False}\nnet = nn.Sequential(nn.Linear(2, 3, **kw))",
+        "kw = load_options()\nnet = nn.Sequential(nn.Linear(2, 3, **kw))",
         2,
         "**kw",
         "**keyword arguments are only known when the code runs; dropped",

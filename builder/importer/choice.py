@@ -125,6 +125,7 @@ def _read(ev: Evaluator, where: ast.AST, build: Any) -> Evaluated:
         value = build()
         if isinstance(value, Opaque):
             raise Refused(value.node, value.why)
+        ev.model = value
         entries = flow.repeated(flow.module_entries(ev, value, where))
     except Refused as refused:
         owner = _owner(importer, refused.node)

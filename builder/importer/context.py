@@ -27,6 +27,7 @@ class ImporterBase:
         self.module_classes = self._find_module_classes()
         self.toplevel_names = self._toplevel_names()
         self.decomposing: list[str] = []  # classes being read, to refuse a class that contains itself
+        self.probe: tuple[int, ...] | None = None  # the input the code feeds its model, for reshapes to be checked
 
     # -- notes ---------------------------------------------------------------------------------------------
 

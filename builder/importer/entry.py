@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from builder.design import Design, DesignError, DType, Entry, InputSpec, LayerSpec, is_block, validate_design
-from builder.importer.choice import Evaluated, candidate_definitions, evaluate_model
+from builder.importer.choice import REFUSED, Evaluated, candidate_definitions, evaluate_model
 from builder.importer.inputs import choose_input, read_input
 from builder.importer.models import _TopLevel, choose_model, read_toplevel
 from builder.importer.notes import ImportFailed, ImportNote, ImportResult, Severity
@@ -49,6 +50,7 @@ def import_code(
     """
     importer = Importer(source, parse_source(source))
     top = read_toplevel(importer)
+    importer.probe = input_shape or _fed_input(importer, top)
     read = _read_model(importer, top, model)
     layers = importer.resolve_ties(read.layers)
     stated = _stated_input(importer, top, read)
@@ -88,17 +90,21 @@ def _read_model(importer: Importer, top: _TopLevel, model: str | None) -> _Model
         _refuse_a_different_model(importer, len(before[0]))
         return _Model(evaluated.where, evaluated.entries, evaluated.shape, evaluated.data_shape)
     if layers and not _is_fragment(importer, chosen) and not evaluated.candidates:
+        refusals = [n for n in importer.notes[len(before[0]) :] if n.message.endswith(REFUSED)]
         importer.notes, importer.custom = chain  # the chain reader's result and notes stand
-        _refuse_a_different_model(importer, len(before[0]))
+        _refuse_a_different_model(importer, len(before[0]), refusals)
         return _Model(chosen, list(layers))
     refusals = [n for n in importer.notes if n.severity is Severity.WARNING and n not in chain[0]]
     importer.notes = [*chain[0], *refusals]
     raise ImportFailed(_nothing_message(importer), evaluated.candidates)
 
 
-def _refuse_a_different_model(importer: Importer, known: int) -> None:
-    """A warning while reading the model means the design would differ from the code: refuse, naming each line."""
+def _refuse_a_different_model(importer: Importer, known: int, refusals: Sequence[ImportNote] = ()) -> None:
+    """A warning while reading the model means the design would differ from the code: refuse, naming each line
+    (and ``refusals``, why abstract evaluation could not read the code either)."""
     differences = [n for n in importer.notes[known:] if n.severity is Severity.WARNING]
+    named = {n.line for n in differences}
+    differences += [n for n in refusals if n.line not in named] if differences else []
     if differences:
         lines = "".join(f"\n  {n}" for n in sorted(differences, key=lambda n: n.line))
         raise ImportFailed(
@@ -106,6 +112,15 @@ def _refuse_a_different_model(importer: Importer, known: int) -> None:
             "a design would have done instead; rewrite them, or paste the part the builder can hold):" + lines,
             differences=tuple(sorted(differences, key=lambda n: n.line)),
         )
+
+
+def _fed_input(importer: Importer, top: _TopLevel) -> tuple[int, ...] | None:
+    """The input shape the code states, read before the model (a reshape of forward is checked against it)."""
+    chosen = top.candidates[-1].stmt if top.candidates else importer.tree
+    known = list(importer.notes)
+    shape = read_input(importer, top, chosen)[0]
+    importer.notes = known  # said again, where the input is chosen
+    return shape
 
 
 def _stated_input(importer: Importer, top: _TopLevel, read: _Model) -> tuple[tuple[int, ...] | None, DType | None]:

@@ -17,7 +17,7 @@ from copy import deepcopy
 from typing import Any
 
 from builder.catalog import catalog
-from builder.importer import flow
+from builder.importer import flow, flow_tensors, introspect
 from builder.importer.invocation import BUILTINS, Invocation, _Return
 from builder.importer.literals import _arith
 from builder.importer.notes import NotLiteral
@@ -27,7 +27,9 @@ from builder.importer.values import (
     ClassRef,
     Function,
     Instance,
+    Layer,
     LayerType,
+    Learned,
     Modules,
     Opaque,
     Refused,
@@ -116,7 +118,8 @@ class Evaluator(Invocation):
         if isinstance(target, ast.Name):
             env[target.id] = value
         elif isinstance(target, ast.Tuple | ast.List):
-            items = self.iterate(value, target)
+            items = flow_tensors.unpack(target, value, len(target.elts)) if isinstance(value, Size) else None
+            items = items if items is not None else self.iterate(value, target)
             if len(items) != len(target.elts):
                 raise Refused(target, f"unpacks {len(items)} values into {len(target.elts)} names")
             for element, item in zip(target.elts, items, strict=True):
@@ -228,7 +231,11 @@ class Evaluator(Invocation):
         if isinstance(owner, ClassRef) and node.attr in self.class_attrs.get(owner.name, {}):
             return self.class_attrs[owner.name][node.attr]
         if isinstance(owner, Tensor) and node.attr == "shape":
-            return Size(node)
+            return Size(node, owner)
+        if isinstance(owner, Layer):
+            return introspect.layer_attribute(owner, node)
+        if isinstance(owner, Modules):
+            return introspect.modules_attribute(owner, node)
         if isinstance(owner, Opaque):
             return owner
         return Opaque(node, f"the attribute .{node.attr} is not followed statically")
@@ -250,7 +257,13 @@ class Evaluator(Invocation):
 
     def binary(self, node: ast.BinOp, left: Any, right: Any) -> Any:
         if isinstance(left, Tensor) or isinstance(right, Tensor):
+            learned = left if isinstance(left, Learned) else right if isinstance(right, Learned) else None
+            tensor = left if isinstance(left, Tensor) else right
+            if learned is not None:
+                return flow_tensors.with_learned(self, node, tensor, learned)
             return flow.arithmetic(self, node, left, right)
+        if isinstance(left, Size) or isinstance(right, Size):
+            return flow_tensors.size_arithmetic(node, left, right)
         for value in (left, right):
             if isinstance(value, Opaque):
                 raise Refused(value.node, f"arithmetic on a value only known at run time ({value.why})")
@@ -283,8 +296,10 @@ class Evaluator(Invocation):
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = self.expr(right_node, env)
             for value in (left, right):
-                if isinstance(value, Opaque | Tensor | Size) and not isinstance(op, ast.Is | ast.IsNot):
-                    raise Refused(node, "a comparison with a value only known at run time")
+                identity = isinstance(op, ast.Is | ast.IsNot) and not (isinstance(value, Opaque) and not value.present)
+                if isinstance(value, Opaque | Tensor | Size) and not identity:
+                    why = f" ({value.why})" if isinstance(value, Opaque) else ""
+                    raise Refused(node, f"a comparison with a value only known at run time{why}")
             try:
                 if not COMPARE[type(op)](left, right):
                     return False
@@ -296,7 +311,11 @@ class Evaluator(Invocation):
     def subscript(self, node: ast.Subscript, env: dict[str, Any]) -> Any:
         value = self.expr(node.value, env)
         if isinstance(value, Size):
-            return Size(node)
+            dim = self.expr(node.slice, env) if not isinstance(node.slice, ast.Slice) else None
+            known = value.tensor is not None and value.dim is None and type(dim) is int
+            return Size(node, value.tensor, dim) if known else Size(node)
+        if isinstance(value, Tensor):
+            return flow_tensors.index(node, value, _literals(env))
         if isinstance(node.slice, ast.Slice):
             parts = [self.expr(p, env) if p is not None else None for p in (node.slice.lower, node.slice.upper)]
             index: Any = slice(*parts)
@@ -311,8 +330,6 @@ class Evaluator(Invocation):
                 return value[index]
             except (IndexError, KeyError, TypeError) as error:
                 raise Refused(node, f"the index does not evaluate ({error})") from None
-        if isinstance(value, Tensor):
-            raise Refused(node, "indexing or slicing the tensor has no layer in the catalog")
         raise Refused(node, "indexing a value only known at run time")
 
 
@@ -335,3 +352,8 @@ def _loaded(target: ast.expr) -> ast.expr:
         if hasattr(node, "ctx"):
             node.ctx = ast.Load()
     return copy
+
+
+def _literals(env: dict[str, Any]) -> dict[str, Any]:
+    """The names of ``env`` bound to literal values (an index may be one)."""
+    return {k: v for k, v in env.items() if isinstance(v, bool | int | float | str | type(None))}

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from builder.adapters import CALLS
-from builder.catalog import call_style, catalog
+from builder.catalog import CallStyle, call_style, catalog
 from builder.design import DEFAULT_DIM, Entry, LayerSpec, Merge, ParallelBlock, ResidualBlock, is_block
+from builder.importer import flow_tensors
 from builder.importer.classes import _ClassInfo, _is_counter_name
 from builder.importer.forward import _ForwardReader
 from builder.importer.functionals import FUNCTIONALS, TORCH_FUNCTIONS, _functional_for
@@ -76,10 +77,13 @@ def literal_call(ev: Evaluator, node: ast.Call, env: dict[str, Any], skip: int =
             args += [_literal_node(ev, v, arg) for v in values]
         else:
             args.append(_literal_node(ev, ev.expr(arg, env), arg))
-    keywords = [
-        ast.keyword(arg=k.arg, value=_literal_node(ev, ev.expr(k.value, env), k.value) if k.arg else k.value)
-        for k in node.keywords
-    ]
+    keywords: list[ast.keyword] = []
+    for k in node.keywords:
+        value = ev.expr(k.value, env)
+        if k.arg is None and isinstance(value, dict):  # **params, a dict the code built: its items
+            keywords += [ast.keyword(arg=str(n), value=_literal_node(ev, v, k.value)) for n, v in value.items()]
+        else:
+            keywords.append(ast.keyword(arg=k.arg, value=_literal_node(ev, value, k.value) if k.arg else k.value))
     return ast.copy_location(ast.Call(func=node.func, args=args, keywords=keywords), node)
 
 
@@ -101,6 +105,10 @@ def build_layer(ev: Evaluator, node: ast.Call, layer_type: str, env: dict[str, A
 
 
 def sequential(ev: Evaluator, node: ast.AST, children: list[Any], sequential: bool = True) -> Modules:
+    """``nn.Sequential(a, b)``, or ``nn.Sequential(OrderedDict)`` whose keys name the layers."""
+    if len(children) == 1 and isinstance(children[0], dict):
+        named = children[0]
+        return Modules([_check_module(c, node) for c in named.values()], [str(k) for k in named], sequential)
     for child in children:
         _check_module(child, node)
     return Modules(list(children), [str(i) for i in range(len(children))], sequential)
@@ -198,8 +206,13 @@ def instance_entries(ev: Evaluator, instance: Instance) -> list[Entry]:
     """A pasted class's forward as entries; its self.net when it has no forward (the book's d2l style)."""
     cls = ev.importer.classes[instance.cls]
     found = ev.method(instance.cls, "forward")
+    if found is None and instance.sequential is not None:  # an nn.Sequential subclass: its layers in order
+        ev.called.add(id(instance.sequential))
+        return module_entries(ev, instance.sequential, cls)
     if found is None:
         net = instance.attrs.get("net")
+        if not isinstance(net, MODULE_VALUES) and instance.unread is not None:
+            raise instance.unread
         if not isinstance(net, MODULE_VALUES):
             raise Refused(
                 cls, f"{instance.cls} has no forward method and sets no self.net; its layers' order is unknown"
@@ -211,7 +224,7 @@ def instance_entries(ev: Evaluator, instance: Instance) -> list[Entry]:
         )
         return module_entries(ev, net, cls)
     forward, owner = found
-    result = ev.invoke(forward, Function(forward, owner, instance), [Tensor()], {})
+    result = ev.invoke(forward, Function(forward, owner, instance), [Tensor(root=instance is ev.model)], {})
     if not isinstance(result, Tensor):
         raise Refused(forward, f"{instance.cls}.forward does not return the tensor it computes")
     for name, value in instance.attrs.items():
@@ -220,17 +233,25 @@ def instance_entries(ev: Evaluator, instance: Instance) -> list[Entry]:
     return result.entries()
 
 
-def call_module(ev: Evaluator, node: ast.Call, module: Any, args: list[Any]) -> Any:
+def call_module(ev: Evaluator, node: ast.Call, module: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """``self.conv1(X)``, ``blk(X)``: the tensor goes through the module's entries."""
+    if isinstance(module, Layer) and call_style(module.spec.type, module.spec.params) is CallStyle.SELF_ATTENTION:
+        return flow_tensors.self_attention(ev, node, module, args, kwargs)
     if not args or not isinstance(args[0], Tensor):
         return Opaque(node, "a model called outside forward")
     if len(args) > 1 or node.keywords:
         raise Refused(node, "a layer called with more than the tensor; a stack passes one tensor")
+    return through(ev, node, module, args[0])
+
+
+def through(ev: Evaluator, node: ast.Call, module: Any, tensor: Tensor, as_stacked: bool = False) -> Tensor:
+    """The tensor after the module's entries; ``as_stacked``: the code calls it as the stack does."""
+    args = [tensor]
     ev.called.add(id(module))
     entries = module_entries(ev, module, node) if not isinstance(module, Instance) else _nested(ev, module, node)
     if len(entries) == 1 and isinstance(entries[0], LayerSpec) and entries[0].type == "Identity":
         return args[0]  # the same tensor, so a path through nn.Identity() stays the identity of a merge
-    if len(entries) == 1 and isinstance(entries[0], LayerSpec) and entries[0].type in catalog():
+    if len(entries) == 1 and isinstance(entries[0], LayerSpec) and entries[0].type in catalog() and not as_stacked:
         _check_convention(ev, node, entries[0])
     func = node.func
     if (
@@ -309,7 +330,7 @@ def merge(node: ast.AST, tensors: list[Tensor], how: Merge, dim: int | None = No
         block = ResidualBlock(merge=how, body=tuple(body), shortcut=tuple(shortcut))
     else:
         block = ParallelBlock(merge=how, branches=tuple(tuple(r) for r in rests))
-    return Tensor(tensors[0].path[:shared]).then([block])
+    return Tensor(tensors[0].path[:shared], tensors[0].root).then([block])
 
 
 def arithmetic(ev: Evaluator, node: ast.BinOp, left: Any, right: Any) -> Any:
@@ -343,6 +364,9 @@ def _concat(ev: Evaluator, node: ast.Call, env: dict[str, Any]) -> Tensor:
     args, kwargs = ev.arguments(node, env)
     tensors = ev.iterate(args[0], node) if args else []
     dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    token = flow_tensors.prepend(ev, node, tensors, dim)
+    if token is not None:
+        return token
     if len(tensors) < 2 or not all(isinstance(t, Tensor) for t in tensors):
         raise Refused(node, "torch.cat of something other than two or more paths of the tensor")
     if not isinstance(dim, int) or isinstance(dim, bool):
@@ -353,9 +377,13 @@ def _concat(ev: Evaluator, node: ast.Call, env: dict[str, Any]) -> Tensor:
 def tensor_method(ev: Evaluator, node: ast.Call, owner: Any, method: str, env: dict[str, Any]) -> Any:
     """``x.size(0)``, ``x.view(x.size(0), -1)``, ``x.flatten(1)``, ``x.relu()``."""
     if isinstance(owner, Size) or method in ("size", "dim"):
-        return Size(node)
+        dim = ev.expr(node.args[0], env) if method == "size" and len(node.args) == 1 else None
+        return Size(node, owner, dim) if isinstance(owner, Tensor) and type(dim) is int else Size(node)
     if method in ("view", "reshape"):
-        return owner.then([_flatten_view(ev, node, env)])
+        sizes, _ = ev.arguments(node, env)
+        sizes = list(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], tuple | list) else sizes
+        flatten = flow_tensors.reshape(ev, node, owner, sizes) if len(sizes) > 2 or _sized(sizes) else None
+        return owner.then([flatten or _flatten_view(ev, node, env)])
     if method in TENSOR_OP_METHODS:
         call = literal_call(ev, node, env)
         try:
@@ -397,3 +425,8 @@ def why_not_layer(qualified: str, node: ast.Call) -> str:
     if qualified.startswith(f"{NN}."):
         return f"nn.{qualified.rsplit('.', 1)[-1]} is not a layer the builder can stack"
     return f"`{qualified or ast.unparse(node.func)}(...)` on the tensor has no layer in the catalog"
+
+
+def _sized(sizes: list[Any]) -> bool:
+    """Sizes after the first read off the tensor (``x.view(n, c * h * w)``): only a checked Flatten reads them."""
+    return any(isinstance(s, Size) for s in sizes[1:])

@@ -11,7 +11,7 @@ import ast
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from builder.importer import flow
+from builder.importer import flow, flow_tensors, introspect
 from builder.importer.syntax import NN
 from builder.importer.tensor_ops import exported_tensor_op
 from builder.importer.values import (
@@ -22,6 +22,7 @@ from builder.importer.values import (
     Instance,
     Layer,
     LayerType,
+    Learned,
     Modules,
     Opaque,
     Refused,
@@ -44,6 +45,11 @@ IGNORED_METHODS: frozenset[str] = frozenset(
     {"save_hyperparameters", "apply", "apply_init", "to", "cuda", "cpu", "double", "float", "eval", "train",
      "register_buffer", "layer_summary", "parameters", "named_parameters"}
 )  # fmt: skip
+
+# Methods of a dict the code builds (torchvision's **kwargs: kwargs.pop("image_size", 224)).
+DICT_METHODS: frozenset[str] = frozenset({"pop", "get", "setdefault", "update", "keys", "values", "items", "copy"})
+# torchvision's weight enums: ``W.verify(None)`` is None (no pretrained weights), whichever W.
+WEIGHT_ENUMS: frozenset[str] = frozenset({"torchvision.models._api.WeightsEnum", "WeightsEnum"})
 
 # The book's data sets: (channels, height, width) of an image; the model's input when the code states none.
 DATASETS: dict[str, tuple[int, int, int]] = {"FashionMNIST": (1, 28, 28), "load_data_fashion_mnist": (1, 28, 28)}
@@ -71,6 +77,7 @@ class Invocation:
         self.called: set[int] = set()  # ids of the module values forward called (the rest is never used)
         self.used: set[int] = set()  # ids of the layers and instances already read into entries
         self.dataset: tuple[tuple[int, ...], ast.AST] | None = None  # the last data set's input shape, and where
+        self.model: Any = None  # the model value being read (its forward's input is the model's input)
 
     # -- budget -----------------------------------------------------------------------------------------------
 
@@ -130,6 +137,12 @@ class Invocation:
                 return base.id
         return None
 
+    def outside_base(self, name: str) -> str | None:
+        """The qualified name of the first base of pasted class ``name`` when that base is not pasted."""
+        cls = self.importer.classes.get(name)
+        bases = [self.importer._base_name(b) for b in cls.bases] if cls else []
+        return next((b for b in bases if b and b not in self.importer.classes), None)
+
     def method(self, cls: str, name: str) -> tuple[ast.FunctionDef, str] | None:
         """The method and the class defining it, searching the pasted bases."""
         seen: set[str] = set()
@@ -182,11 +195,15 @@ class Invocation:
             if not isinstance(frame[1], Instance):
                 raise Refused(node, "super() outside a method")
             return Super(frame[1], str(frame[0]))
-        if name not in BUILTINS and name not in ("range", "print"):
+        if name not in BUILTINS and name not in ("range", "print", "isinstance", "hasattr"):
             return _NOT_BUILTIN
         args, kwargs = self.arguments(node, env)
         if name == "print":
             return None
+        if name == "isinstance":
+            return introspect.is_instance(self, node, args)
+        if name == "hasattr":
+            return introspect.has_attribute(node, args)
         for value in [*args, *kwargs.values()]:
             if isinstance(value, Opaque | Tensor | Size | Instance | Modules | Layer):
                 raise Refused(node, f"{name}() of a value only known at run time")
@@ -211,13 +228,25 @@ class Invocation:
             return flow.build_layer(self, node, callee.name, env)
         if isinstance(callee, MODULE_VALUES):
             args, kwargs = self.arguments(node, env)
-            return flow.call_module(self, node, callee, args)
+            return flow.call_module(self, node, callee, args, kwargs)
+        if isinstance(callee, introspect.Partial):
+            return flow.build_layer(self, introspect.partial_call(node, callee), callee.callee.name, env)
         if isinstance(callee, Opaque):
             return self.opaque_call(node, callee, env)
         raise Refused(node, "calls something that is not a function, a class or a layer")
 
     def opaque_call(self, node: ast.Call, callee: Opaque, env: dict[str, Any]) -> Any:
         qualified = self.importer.resolve(node.func) or ""
+        if qualified in flow_tensors.CHECKS:
+            self.importer.info(node, f"{qualified}(...) checks the input and computes nothing; not a layer")
+            return None
+        if qualified == f"{NN}.Parameter":
+            return flow_tensors.learned(self, node, env)
+        if qualified in ("collections.OrderedDict", introspect.PARTIAL):
+            args, kwargs = self.arguments(node, env)
+            if qualified == introspect.PARTIAL:
+                return introspect.partial(node, args, kwargs)
+            return self.sized(dict(*args, **kwargs), node)
         if qualified.rsplit(".", 1)[-1] in DATASETS:
             self.read_dataset(node, qualified.rsplit(".", 1)[-1], env)
         if qualified == f"{NN}.Sequential":
@@ -320,6 +349,10 @@ class Invocation:
             return self.super_call(node, owner, method, env)
         if isinstance(owner, Tensor | Size):
             return flow.tensor_method(self, node, owner, method, env)
+        if isinstance(owner, Learned):
+            if method != "expand":
+                raise Refused(node, f"the learned tensor's .{method}() has no tensor op")
+            return flow_tensors.expand(node, owner, self.arguments(node, env)[0])
         if isinstance(owner, Instance) and method in owner.attrs:
             return self.apply(node, owner.attrs[method], env)
         args, kwargs = self.arguments(node, env)
@@ -337,6 +370,15 @@ class Invocation:
             found = self.method(owner.name, method)
             if found is not None:
                 return self.invoke(node, Function(found[0], found[1]), args, kwargs)
+            if method == "verify" and args == [None] and self.outside_base(owner.name) in WEIGHT_ENUMS:
+                self.importer.info(node, f"{owner.name}.verify(None) is None: no pretrained weights (torchvision's "
+                                   "WeightsEnum.verify keeps None)")  # fmt: skip
+                return None
+        if isinstance(owner, dict) and method in DICT_METHODS:
+            try:
+                return getattr(owner, method)(*args, **kwargs)
+            except (KeyError, TypeError) as error:
+                raise Refused(node, f".{method}() does not evaluate ({error})") from None
         if isinstance(owner, str | dict | list | tuple):
             raise Refused(node, f"the method .{method}() of a literal is not followed statically")
         return Opaque(node, f".{method}() is only known when the code runs")
@@ -359,7 +401,7 @@ class Invocation:
         if method in IGNORED_METHODS:
             return self.ignore(node, method, owner)
         if method == "forward":
-            return flow.call_module(self, node, owner, args)
+            return flow.call_module(self, node, owner, args, kwargs)
         if method in ("add_module", "register_module") and len(args) == 2:
             owner.attrs[str(args[0])] = args[1]
             return None
@@ -371,6 +413,15 @@ class Invocation:
         found = self.method(base, method) if base else None
         if found is not None:
             return self.invoke(node, Function(found[0], found[1], owner.instance), args, kwargs)
+        outside = self.outside_base(owner.owner)
+        if outside == f"{NN}.Sequential" and method == "__init__":
+            owner.instance.sequential = flow.sequential(self, node, args)
+            return None
+        if outside is not None and not outside.startswith(f"{NN}.") and method == "__init__":
+            base = _imported_from(self.importer.tree, outside)
+            why = f"{owner.owner} derives from {base}, which is not in the pasted code: paste its definition as well"
+            owner.instance.unread = Refused(node, why)
+            return None  # its layers are unknown: refused where the model needs them (the book's bases set none)
         if method == "__init__":
             return None
         raise Refused(node, f"super().{method}() of a class outside the paste is not followed")
@@ -384,3 +435,11 @@ class Invocation:
 
 
 _NOT_BUILTIN = object()
+
+
+def _imported_from(tree: ast.Module, name: str) -> str:
+    """``MLP, imported from ..ops.misc`` when an import of the paste names it; else just the name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
+            return f"{name}, imported from {'.' * node.level}{node.module or ''}"
+    return name

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from builder.design import Entry, LayerSpec
+from builder.importer.tensor_ops import LearnedTensor
 
 
 class Refused(Exception):
@@ -38,6 +39,7 @@ class Opaque:
 
     node: ast.AST
     why: str
+    present: bool = False  # certainly not None (a layer's weight tensor), though its value is unknown
 
 
 @dataclass(eq=False)
@@ -71,6 +73,8 @@ class Instance:
     node: ast.AST  # where it is built
     attrs: dict[str, Any] = field(default_factory=dict)
     arguments: dict[str, Any] = field(default_factory=dict)  # the constructor's bound arguments
+    sequential: Modules | None = None  # an nn.Sequential subclass: the layers its __init__ passed to super()
+    unread: Refused | None = None  # the __init__ of a base outside the paste, not followed: why
 
 
 @dataclass(eq=False)
@@ -110,9 +114,10 @@ class Tensor:
     """A tensor in forward: the steps applied to forward's input, in order."""
 
     path: tuple[Step, ...] = ()
+    root: bool = False  # the model's own input flows here (its shape is the input's), not a nested module's
 
     def then(self, entries: list[Entry]) -> Tensor:
-        return Tensor((*self.path, Step(tuple(entries))))
+        return Tensor((*self.path, Step(tuple(entries))), self.root)
 
     def entries(self, start: int = 0) -> list[Entry]:
         return [entry for step in self.path[start:] for entry in step.entries]
@@ -120,9 +125,26 @@ class Tensor:
 
 @dataclass(eq=False)
 class Size:
-    """A size read off a tensor (``x.size(0)``, ``x.shape[0]``): only a view's batch dimension uses it."""
+    """A size read off a tensor (``x.size(0)``, ``x.shape[0]``, ``n, c, h, w = x.shape``), or computed from such
+    sizes (``h // p``): ``tensor`` and ``dim`` say which tensor's dimension it is, when it is one read as is."""
 
     node: ast.AST
+    tensor: Tensor | None = None
+    dim: int | None = None
+
+    @property
+    def batch(self) -> bool:
+        """The batch: dimension 0 read off a tensor of forward."""
+        return self.tensor is not None and self.dim == 0
+
+
+@dataclass(eq=False)
+class Learned:
+    """A learned tensor set in ``__init__`` (``self.pos_embedding = nn.Parameter(torch.zeros(1, 65, 192))``)."""
+
+    tensor: LearnedTensor
+    node: ast.AST
+    expanded: bool = False  # ``.expand(n, -1, -1)`` over the batch: a class token to put in front
 
 
 MODULE_VALUES = (Layer, Modules, Instance)
