@@ -56,17 +56,18 @@ CASES: dict[str, tuple[str, tuple[int, ...]]] = {
     "d2l_classic_densenet": ("net", (1, 1, 96, 96)),
     "torchvision_blocks": ("model", (1, 3, 64, 64)),
     "torchvision_resnet": ("model", (1, 3, 64, 64)),
+    "torchvision_vit": ("model", (2, 3, 32, 32)),
 }
 # What the code states itself (layer_summary, a tensor fed to the model, the data set's image size), so the import
 # needs no input_shape.
 STATED = {"d2l_mlp", "d2l_densenet", "d2l_lenet", "d2l_alexnet", "d2l_vgg", "d2l_nin", "d2l_googlenet",
           "d2l_resnet18", "d2l_classic_lenet", "d2l_classic_alexnet", "d2l_classic_nin", "d2l_classic_googlenet",
-          "d2l_classic_resnet18", "torchvision_blocks", "torchvision_resnet"}  # fmt: skip
+          "d2l_classic_resnet18", "torchvision_blocks", "torchvision_resnet", "torchvision_vit"}  # fmt: skip
 # The blocks each model must come in with: (Residual count, Parallel count), inner blocks included.
 BLOCKS = {
     "d2l_googlenet": (0, 9), "d2l_classic_googlenet": (0, 9), "d2l_resnet18": (8, 0),
     "d2l_classic_resnet18": (8, 0), "d2l_densenet": (16, 0), "d2l_classic_densenet": (16, 0),
-    "torchvision_blocks": (6, 0), "torchvision_resnet": (8, 0),
+    "torchvision_blocks": (6, 0), "torchvision_resnet": (8, 0), "torchvision_vit": (4, 0),
 }  # fmt: skip
 
 
@@ -345,7 +346,9 @@ def test_cli_import_picks_a_model_by_name(tmp_path: Path, capsys: pytest.Capture
 
 
 @pytest.mark.parametrize("style", list(ExportStyle))
-@pytest.mark.parametrize("name", ["d2l_googlenet", "d2l_resnet18", "d2l_densenet", "torchvision_resnet"])
+@pytest.mark.parametrize(
+    "name", ["d2l_googlenet", "d2l_resnet18", "d2l_densenet", "torchvision_resnet", "torchvision_vit"]
+)
 def test_an_imported_model_exports_and_imports_again_the_same(name: str, style: ExportStyle) -> None:
     shape = CASES[name][1]
     design, _ = _imported((FIXTURES / f"{name}.py").read_text(), None if name in STATED else shape)
