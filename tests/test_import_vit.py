@@ -107,7 +107,7 @@ def test_a_reshape_that_is_not_provably_a_flatten_is_refused_naming_its_line(res
 
 def test_a_reshape_of_sizes_read_off_the_tensor_needs_the_input_the_code_feeds() -> None:
     code = CODE.replace("model(torch.randn(2, 3, 32, 32)).shape\n", "")
-    assert "with the input the code feeds it" in _refusal(code)
+    assert "read only with the input the code feeds the model" in _refusal(code)
     design = import_code(code, input_shape=(2, 3, 32, 32)).design  # a given input shape is the input fed
     assert infer_shapes(design).output_shape == (2, 10)
 
@@ -121,3 +121,36 @@ def test_keyword_arguments_from_a_dict_the_code_builds_are_read() -> None:
     code = "import torch\nfrom torch import nn\nkw = {'bias': False}\nnet = nn.Sequential(nn.Linear(2, 3, **kw))\n"
     layer = import_code(code).design.layers[0]
     assert (layer.type, layer.params) == ("Linear", {"in_features": 2, "out_features": 3, "bias": False})
+
+
+SPATIAL = """\
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        n = x.shape[0]
+        x = self.conv(x){permute}
+        return x.reshape(n, {size}, -1)
+
+
+model = Net()
+model(torch.randn(2, 3, 16, 16))
+"""
+
+
+def test_a_number_equal_to_a_size_only_at_the_fed_input_is_not_taken_for_it() -> None:
+    """After the permute, dim 1 is the height: 16 at the fed input, 32 at a taller one, where a Flatten differs."""
+    code = SPATIAL.format(permute=".permute(0, 2, 1, 3)", size=16)
+    with pytest.raises(ImportFailed) as caught:
+        import_code(code, model="Net")  # evaluation's reason (the chain reader names the line too, more briefly)
+    expected = "line 13: warning: `x.reshape(n, 16, -1)`: at the input (2, 3, 32, 16) "
+    assert expected + "the tensor is (2, 32, 8, 16), not [16] after the batch" in str(caught.value)
+    design = import_code(SPATIAL.format(permute="", size=8)).design  # the channels: 8 at every input
+    assert [(layer.type, layer.params) for layer in design.layers][1] == ("Flatten", {"start_dim": 2})
+    assert infer_shapes(design).output_shape == (2, 8, 256)

@@ -378,7 +378,9 @@ def tensor_method(ev: Evaluator, node: ast.Call, owner: Any, method: str, env: d
     """``x.size(0)``, ``x.view(x.size(0), -1)``, ``x.flatten(1)``, ``x.relu()``."""
     if isinstance(owner, Size) or method in ("size", "dim"):
         dim = ev.expr(node.args[0], env) if method == "size" and len(node.args) == 1 else None
-        return Size(node, owner, dim) if isinstance(owner, Tensor) and type(dim) is int else Size(node)
+        whole = method == "size" and not node.args  # x.size(), as x.shape
+        known = isinstance(owner, Tensor) and (type(dim) is int or whole)
+        return Size(node, owner, dim) if known else Size(node)
     if method in ("view", "reshape"):
         sizes, _ = ev.arguments(node, env)
         sizes = list(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], tuple | list) else sizes

@@ -1,11 +1,11 @@
 """Tensor operations during abstract evaluation: learned tensors, indexing, sizes read off the tensor, reshapes.
 
 ``x + self.pos_embedding`` (AddParameter), ``torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)``
-(PrependToken), ``x[:, 0]`` (Select), ``n, c, h, w = x.shape`` and sizes computed from them, and
-``x.reshape(n, self.hidden_dim, n_h * n_w)``: a Flatten only where the sizes are the tensor's own (the batch, then
-numbers equal to its dimensions at the input the code feeds, with the batch still the batch at another batch size),
-never a Reshape with the dummy batch baked in. The same rules as :mod:`builder.importer.tensor_ops` (the chain
-reader's), on evaluated values; anything else is refused with the line and reason.
+(PrependToken), ``x[:, 0]`` (Select), keyword self-attention, ``n, c, h, w = x.shape`` and sizes computed from them,
+and ``x.reshape(n, self.hidden_dim, n_h * n_w)``: a Flatten only where its sizes are the batch and the tensor's own
+(checked at the input the code feeds and at inputs differing from it in one size), never a Reshape with the dummy
+batch baked in. The same rules as :mod:`builder.importer.tensor_ops` (the chain reader's), on evaluated values;
+anything else is refused with the line and reason.
 """
 
 from __future__ import annotations
@@ -135,44 +135,67 @@ def self_attention(ev: Evaluator, node: ast.Call, layer: Any, args: list[Any], k
 
 
 def reshape(ev: Evaluator, node: ast.Call, tensor: Tensor, sizes: list[Any]) -> LayerSpec | None:
-    """``x.reshape(n, 192, n_h * n_w)``: Flatten(start_dim=2) when it provably is one; None when every size is a
-    literal number (a Reshape); refused otherwise, with why."""
+    """``x.reshape(n, 192, n_h * n_w)``: Flatten(start_dim=2) where its sizes are the batch and the tensor's own;
+    None when every size is a literal number (a Reshape); refused otherwise, with why.
+
+    The sizes are checked at the input the code feeds and at inputs differing from it in one dimension: where the
+    layers before the reshape accept an input, its batch must stay the batch and the numbers the tensor's sizes (the
+    last size may be anything: a reshape that does not flatten the rest fails in the code as well).
+    """
     if all(type(s) is int for s in sizes):
         return None
-    where = f"`{ast.unparse(node)}`"
     *leading, last = sizes
-    if not leading or not (isinstance(leading[0], Size) and leading[0].batch):
-        raise Refused(node, f"{where} keeps no batch first; only (batch, sizes..., rest) reads as a Flatten")
+    batch = leading[0] if leading else None
+    if not (isinstance(batch, Size) and batch.batch and batch.tensor is not None):
+        raise Refused(node, "the reshape keeps no batch first; only (batch, sizes..., rest) reads as a Flatten")
     if any(isinstance(s, Size) for s in leading[1:]) or not all(type(s) is int for s in leading[1:]):
-        raise Refused(node, f"{where}: sizes read off the tensor after the batch have no tensor op; give numbers")
-    shape, other = _traced(ev, node, tensor)
-    kept = len(leading)
-    if len(shape) <= kept or list(shape[1:kept]) != leading[1:] or list(other[1:kept]) != leading[1:]:
-        raise Refused(node, f"{where}: the tensor is {shape}; the sizes before the last must be its own dimensions")
-    if other[0] != shape[0] + 1 or (type(last) is int and last not in (-1, math.prod(shape[kept:]))):
-        raise Refused(node, f"{where}: the tensor is {shape}; the sizes do not keep the batch and flatten the rest")
+        raise Refused(node, "sizes read off the tensor after the batch have no tensor op; give numbers")
+    fed, kept = _fed(node), len(leading)
+    shape = _shape(tensor, fed(ev))
+    if shape is None or len(shape) <= kept or list(shape[1:kept]) != leading[1:]:
+        raise Refused(node, f"the tensor is {shape}; the sizes before the last must be its own dimensions")
+    if type(last) is int and last not in (-1, math.prod(shape[kept:])):
+        raise Refused(node, f"the tensor is {shape}; the last size does not flatten the rest")
+    for probe in _neighbours(fed(ev)):
+        at, source = _shape(tensor, probe), _shape(batch.tensor, probe)
+        if at is not None and (at[0] != probe[0] or source is None or source[0] != probe[0]):
+            raise Refused(node, f"at the input {probe} the batch does not stay in front ({at})")
+        if at is not None and list(at[1:kept]) != leading[1:]:
+            raise Refused(node, f"at the input {probe} the tensor is {at}, not {leading[1:]} after the batch")
     ev.importer.info(
-        node, f"read as Flatten(start_dim={kept}): the batch and the tensor's own sizes {shape[1:kept]}, the rest "
-        f"flattened (the tensor is {shape} at the input the code feeds)",
+        node, f"read as Flatten(start_dim={kept}): the batch, the tensor's own sizes {shape[1:kept]}, the rest "
+        f"flattened (the tensor is {shape} at the input the code feeds; checked at inputs differing in one size)",
     )  # fmt: skip
     return LayerSpec(type="Flatten", params={"start_dim": kept})
 
 
-def _traced(ev: Evaluator, node: ast.AST, tensor: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The tensor's shape at the input the code feeds, and at that input with one more in the batch."""
+def _fed(node: ast.AST) -> Any:
+    """The input the code feeds its model, or a refusal when it feeds none (read when needed)."""
+
+    def fed(ev: Evaluator) -> tuple[int, ...]:
+        if ev.importer.probe is None:
+            raise Refused(
+                node, "a reshape with sizes read off the tensor is read only with the input the code feeds the "
+                "model (model(torch.randn(...))) or the one given",
+            )  # fmt: skip
+        return ev.importer.probe
+
+    return fed
+
+
+def _neighbours(fed: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The fed input with one more in the batch, and with each other size doubled."""
+    return [(fed[0] + 1, *fed[1:]), *((*fed[:i], 2 * fed[i], *fed[i + 1 :]) for i in range(1, len(fed)))]
+
+
+def _shape(tensor: Tensor, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The tensor's shape when the model gets an input of ``shape``; None where the layers before refuse it."""
     from builder.inference import infer_shapes
 
-    if not tensor.root or ev.importer.probe is None:
-        raise Refused(
-            node, "a reshape with sizes read off the tensor is read only in the model's own forward, with the input "
-            "the code feeds it (model(torch.randn(...)))",
-        )  # fmt: skip
-    shapes = []
-    fed = ev.importer.probe
-    for batch in (fed[0], fed[0] + 1):
-        design = Design(name="probe", input=InputSpec(shape=(batch, *fed[1:])), layers=tuple(tensor.entries()))
-        trace = infer_shapes(design)
-        if not trace.ok or trace.output_shape is None:
-            raise Refused(node, f"the layers before it do not trace at the input {design.input.shape}")
-        shapes.append(tuple(trace.output_shape))
-    return shapes[0], shapes[1]
+    if not tensor.root:
+        return None
+    if not tensor.entries():
+        return shape
+    design = Design(name="probe", input=InputSpec(shape=shape), layers=tuple(tensor.entries()))
+    trace = infer_shapes(design)
+    return tuple(trace.output_shape) if trace.ok and trace.output_shape is not None else None
