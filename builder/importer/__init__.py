@@ -27,7 +27,9 @@ The package, by responsibility:
 - ``choice``: abstract evaluation's entry: which model the top level builds, or the candidates to pick from.
 - ``values``, ``invocation``, ``evaluate``: the abstract values and budget; calls (functions, classes, methods);
   statements and expressions.
-- ``flow``: modules built from calls, and ``forward``'s data flow, whose merges become blocks.
+- ``flow``: modules built from calls and the entries they stand for; ``dataflow``: ``forward``'s data flow, whose
+  merges become blocks; ``flow_tensors``: learned tensors, indexing, sizes read off the tensor and reshapes;
+  ``introspect``: layer attributes, ``isinstance``, ``hasattr`` and ``functools.partial`` in ``__init__``.
 """
 
 from builder.importer.entry import import_code, parse_source

@@ -17,7 +17,7 @@ from copy import deepcopy
 from typing import Any
 
 from builder.catalog import catalog
-from builder.importer import flow, flow_tensors, introspect
+from builder.importer import dataflow, flow_tensors, introspect
 from builder.importer.invocation import BUILTINS, Invocation, _Return
 from builder.importer.literals import _arith
 from builder.importer.notes import NotLiteral
@@ -261,7 +261,7 @@ class Evaluator(Invocation):
             tensor = left if isinstance(left, Tensor) else right
             if learned is not None:
                 return flow_tensors.with_learned(self, node, tensor, learned)
-            return flow.arithmetic(self, node, left, right)
+            return dataflow.arithmetic(self, node, left, right)
         if isinstance(left, Size) or isinstance(right, Size):
             return flow_tensors.size_arithmetic(node, left, right)
         for value in (left, right):

@@ -11,7 +11,8 @@ import ast
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from builder.importer import flow, flow_tensors, introspect
+from builder.importer import dataflow, flow, flow_tensors, introspect
+from builder.importer.definitions import Definitions, imported_from
 from builder.importer.syntax import NN
 from builder.importer.tensor_ops import exported_tensor_op
 from builder.importer.values import (
@@ -61,7 +62,7 @@ class _Return(Exception):
         self.value = value
 
 
-class Invocation:
+class Invocation(Definitions):
     """The state of one abstract evaluation and its calls; expressions and statements come from the subclass."""
 
     def __init__(self, importer: Importer, budget: Budget | None = None) -> None:
@@ -90,70 +91,6 @@ class Invocation:
         if isinstance(value, list | tuple | str) and len(value) > self.budget.size:
             raise Refused(node, f"a sequence of {len(value):,} items is larger than a model needs; not imported")
         return value
-
-    # -- definitions ------------------------------------------------------------------------------------------
-
-    def define(self, stmt: ast.stmt) -> bool:
-        """Register a class or function (``@d2l.add_to_class(C)`` attaches it to C); True when it was one."""
-        if isinstance(stmt, ast.ClassDef):
-            self.globals[stmt.name] = ClassRef(stmt.name)
-            self.methods.setdefault(stmt.name, {})
-            self.methods[stmt.name] |= {n.name: n for n in stmt.body if isinstance(n, ast.FunctionDef)}
-            self.class_attrs[stmt.name] = self._class_attributes(stmt)
-            return True
-        if isinstance(stmt, ast.FunctionDef):
-            owner = self._added_to(stmt)
-            if owner is None:
-                self.globals[stmt.name] = Function(stmt)
-            elif owner in self.importer.classes:
-                self.methods.setdefault(owner, {})[stmt.name] = stmt
-            return True
-        return False
-
-    def _added_to(self, func: ast.FunctionDef) -> str | None:
-        for decorator in func.decorator_list:
-            if isinstance(decorator, ast.Call) and (self.importer.resolve(decorator.func) or "").endswith(
-                "add_to_class"
-            ):
-                target = decorator.args[0] if decorator.args else None
-                return ast.unparse(target) if target is not None else ""
-        return None
-
-    def _class_attributes(self, cls: ast.ClassDef) -> dict[str, Any]:
-        attrs: dict[str, Any] = {}
-        for stmt in cls.body:
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                try:
-                    attrs[stmt.targets[0].id] = self.expr(stmt.value, {})
-                except Refused:
-                    continue
-        return attrs
-
-    def base_of(self, name: str) -> str | None:
-        """The pasted class ``name`` derives from, if any."""
-        cls = self.importer.classes.get(name)
-        for base in cls.bases if cls else []:
-            if isinstance(base, ast.Name) and base.id in self.importer.classes:
-                return base.id
-        return None
-
-    def outside_base(self, name: str) -> str | None:
-        """The qualified name of the first base of pasted class ``name`` when that base is not pasted."""
-        cls = self.importer.classes.get(name)
-        bases = [self.importer._base_name(b) for b in cls.bases] if cls else []
-        return next((b for b in bases if b and b not in self.importer.classes), None)
-
-    def method(self, cls: str, name: str) -> tuple[ast.FunctionDef, str] | None:
-        """The method and the class defining it, searching the pasted bases."""
-        seen: set[str] = set()
-        current: str | None = cls
-        while current is not None and current not in seen:
-            seen.add(current)
-            found = self.methods.get(current, {}).get(name)
-            if found is not None:
-                return found, current
-            current = self.base_of(current)
-        return None
 
     # -- calls ------------------------------------------------------------------------------------------------
 
@@ -256,12 +193,12 @@ class Invocation:
             args, _ = self.arguments(node, env)
             children = self.iterate(args[0], node) if args else []
             return flow.sequential(self, node, children, sequential=False)
-        special = flow.tensor_function(self, node, qualified, env)
-        if special is not flow.NOT_TENSOR:
+        special = dataflow.tensor_function(self, node, qualified, env)
+        if special is not dataflow.NOT_TENSOR:
             return special
         args, _ = self.arguments(node, env) if node.args or node.keywords else ([], {})
         if any(isinstance(a, Tensor) for a in args):
-            raise Refused(node, flow.why_not_layer(qualified, node))
+            raise Refused(node, dataflow.why_not_layer(qualified, node))
         if qualified.split(".")[0] not in ("torch", "") and isinstance(node.func, ast.Attribute):
             return Opaque(node, f"{ast.unparse(node.func)} is defined outside the pasted code; paste its definition")
         return Opaque(node, f"`{ast.unparse(node.func)}(...)` is only known when the code runs")
@@ -348,7 +285,7 @@ class Invocation:
         if isinstance(owner, Super):
             return self.super_call(node, owner, method, env)
         if isinstance(owner, Tensor | Size):
-            return flow.tensor_method(self, node, owner, method, env)
+            return dataflow.tensor_method(self, node, owner, method, env)
         if isinstance(owner, Learned):
             if method != "expand":
                 raise Refused(node, f"the learned tensor's .{method}() has no tensor op")
@@ -418,7 +355,7 @@ class Invocation:
             owner.instance.sequential = flow.sequential(self, node, args)
             return None
         if outside is not None and not outside.startswith(f"{NN}.") and method == "__init__":
-            base = _imported_from(self.importer.tree, outside)
+            base = imported_from(self.importer.tree, outside)
             why = f"{owner.owner} derives from {base}, which is not in the pasted code: paste its definition as well"
             owner.instance.unread = Refused(node, why)
             return None  # its layers are unknown: refused where the model needs them (the book's bases set none)
@@ -435,11 +372,3 @@ class Invocation:
 
 
 _NOT_BUILTIN = object()
-
-
-def _imported_from(tree: ast.Module, name: str) -> str:
-    """``MLP, imported from ..ops.misc`` when an import of the paste names it; else just the name."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
-            return f"{name}, imported from {'.' * node.level}{node.module or ''}"
-    return name
