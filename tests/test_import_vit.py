@@ -154,3 +154,16 @@ def test_a_number_equal_to_a_size_only_at_the_fed_input_is_not_taken_for_it() ->
     design = import_code(SPATIAL.format(permute="", size=8)).design  # the channels: 8 at every input
     assert [(layer.type, layer.params) for layer in design.layers][1] == ("Flatten", {"start_dim": 2})
     assert infer_shapes(design).output_shape == (2, 8, 256)
+
+
+def test_a_layer_set_by_a_base_class_the_paste_lacks_names_that_base() -> None:
+    code = (
+        "import torch\nfrom torch import nn\nfrom mylib import Backbone\n\n\n"
+        "class Net(Backbone):\n    def __init__(self):\n        super().__init__(16)\n\n"
+        "    def forward(self, x):\n        return self.fc(x)\n\n\nmodel = Net()\n"
+    )
+    with pytest.raises(ImportFailed) as caught:
+        import_code(code, model="Net")
+    assert "Net derives from mylib.Backbone, which is not in the pasted code: paste its definition" in str(
+        caught.value
+    )

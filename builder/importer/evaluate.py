@@ -253,6 +253,8 @@ class Evaluator(Invocation):
             current = self.base_of(current)
         if node.attr == "training":
             return Opaque(node, "self.training")
+        if owner.unread is not None:  # set, perhaps, by the __init__ of a base the paste lacks
+            return Opaque(owner.unread.node, owner.unread.why)
         return Opaque(node, f"self.{node.attr} is not set in the code read")
 
     def binary(self, node: ast.BinOp, left: Any, right: Any) -> Any:

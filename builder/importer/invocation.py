@@ -342,6 +342,8 @@ class Invocation(Definitions):
         if method in ("add_module", "register_module") and len(args) == 2:
             owner.attrs[str(args[0])] = args[1]
             return None
+        if owner.unread is not None and any(isinstance(a, Tensor) for a in args):
+            raise owner.unread  # forward calls a layer the missing base would have set
         return Opaque(node, f".{method}() is only known when the code runs")
 
     def super_call(self, node: ast.Call, owner: Super, method: str, env: dict[str, Any]) -> Any:
