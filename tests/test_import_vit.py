@@ -164,6 +164,4 @@ def test_a_layer_set_by_a_base_class_the_paste_lacks_names_that_base() -> None:
     )
     with pytest.raises(ImportFailed) as caught:
         import_code(code, model="Net")
-    assert "Net derives from mylib.Backbone, which is not in the pasted code: paste its definition" in str(
-        caught.value
-    )
+    assert "Net derives from mylib.Backbone, which is not in the pasted code: paste its definition" in str(caught.value)
