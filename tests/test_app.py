@@ -20,6 +20,7 @@ from builder.export import ExportStyle, export_code
 from builder.inference import infer_shapes
 from builder.share import decode_design, encode_design
 from tests.board_events import board_stack, simulate_drop
+from tests.html_tables import tables
 from tests.page_text import graph_texts, shown
 
 TIMEOUT = 30
@@ -55,7 +56,7 @@ def types(at: AppTest) -> list[str]:
 
 def frame_with(at: AppTest, column: str):
     """The first table on the page with this column (the layer table, the lazy panel, ...)."""
-    return next(frame.value for frame in at.dataframe if column in frame.value.columns)
+    return next(frame for frame in tables(at) if column in frame.columns)
 
 
 def graph_source(at: AppTest) -> str:
@@ -168,7 +169,7 @@ def test_the_flops_metric_says_what_it_counts(at):
 def test_the_shortcuts_listener_is_on_the_page_and_its_help_lists_every_shortcut(at):
     from ui.shortcuts import SHORTCUTS
 
-    [listener] = at.get("html")
+    [listener] = [element for element in at.get("html") if "<script" in element.proto.body]
     for shortcut in SHORTCUTS:
         assert f'"button": "{shortcut.button}"' in listener.proto.body
         assert at.button(key=shortcut.button), f"{shortcut.keys} clicks a button the page has"

@@ -12,6 +12,7 @@ from builder.design import design_from_dict
 from builder.examples import load_example
 from builder.share import encode_design
 from builder.values import InputKind
+from tests.html_tables import tables
 
 TIMEOUT = 30
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -172,7 +173,7 @@ def test_formula_ui_shows_a_layers_formula_and_its_terms():
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
     assert "Conv2d(1, 6, 5, padding=2): 6 x 1 x 5 x 5 + 6 = 156" in [text.value for text in at.text]
-    assert list(at.dataframe[0].value["tensor"]) == ["weight", "bias"]
+    assert list(tables(at)[0]["tensor"]) == ["weight", "bias"]
 
 
 def test_token_ids_for_an_embedding_design_are_typed_as_whole_numbers():

@@ -1,4 +1,4 @@
-"""The Build page's results: the totals, the layer table and the lazy-parameters panel.
+"""The Build page's results: the totals, the layer table and the lazy-parameters panel (HTML tables: ui.tables).
 
 Every top-level entry has a row however far the run got (``builder.layer_table``); big counts are shown short
 (``833.4 K``) with the full figure in the tooltip, so nothing is cut at the page's narrowest widths.
@@ -13,13 +13,18 @@ from builder.design import Design, DesignError, file_stem
 from builder.layer_table import layer_rows, lazy_rows
 from builder.summary import compact, format_shape
 from builder.trace import Trace
-from ui import state
+from ui import state, tables
 
 FLOPS_HELP = (
     "Floating-point operations of one forward pass, as torch.utils.flop_counter counts them: the matrix "
     "multiplications and convolutions (2 per multiply-add). Bias adds, normalization, pooling and activations are "
     "not counted, so the figure sits about 0.1% under twice torchinfo's mult-adds."
 )
+COLUMN_HELP = {
+    "layer": "The layer as its constructor is called",
+    "FLOPs": FLOPS_HELP,
+    "status": "ran, failed, or not reached (the run stopped before it)",
+}
 
 
 def totals_ui(trace: Trace, rows: list[dict]) -> None:
@@ -46,21 +51,10 @@ def built_trace(design: Design, trace: Trace) -> Trace | None:
 
 def table_ui(design: Design, rows: list[dict]) -> None:
     """The per-layer table (every entry, however far the run got) and its CSV."""
-    table = pd.DataFrame(rows)
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "#": st.column_config.NumberColumn(width=40),
-            "layer": st.column_config.TextColumn(help="The layer as its constructor is called"),
-            "FLOPs": st.column_config.NumberColumn(help=FLOPS_HELP),
-            "status": st.column_config.TextColumn(help="ran, failed, or not reached (the run stopped before it)"),
-        },
-    )
+    tables.table_ui(rows, help=COLUMN_HELP)
     st.download_button(
         "Download table (CSV)",
-        table.to_csv(index=False),
+        pd.DataFrame(rows).to_csv(index=False),
         file_name=f"{file_stem(design)}-summary.csv",
         mime="text/csv",
         icon=":material/table:",
@@ -72,7 +66,7 @@ def lazy_ui(trace: Trace, built: Trace | None) -> None:
     """Each lazy parameter before and after the forward pass."""
     rows = lazy_rows(trace, built)
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        tables.table_ui(rows)
     else:
         st.caption("No lazy layers in this design.")
 

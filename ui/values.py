@@ -34,7 +34,7 @@ from builder.values import (
     parse_values,
     run_values,
 )
-from ui import state
+from ui import state, tables
 from ui.text import plain
 
 BOOK_INPUT = "torch.tensor([1.0, 2, 3, 4, 5])"
@@ -62,7 +62,7 @@ def formula_ui(design: Design, trace: Trace | None, layer_id: str) -> None:
     st.text(shown.text())  # not st.code: its highlighter (1.5 MB of JavaScript) would delay a new visitor's page
     if shown.params or shown.buffers:
         with st.expander("Where each term comes from"):
-            st.dataframe(pd.DataFrame(shown.rows()), hide_index=True, width="stretch")
+            tables.table_ui(shown.rows())
             st.caption("Each parameter adds the product of its shape; buffers (running statistics) are not trained.")
 
 

@@ -24,7 +24,7 @@ from builder.trace import LayerTrace, ParamInfo, Trace
 RESULT_CLASSES: frozenset[tuple[str, str]] = frozenset(
     {("builder.trace", "Trace"), ("builder.trace", "LayerTrace"), ("builder.trace", "ParamInfo"),
      ("builder.diagnose", "LayerError"), ("builder.diagnose", "Fix"), ("builder.diagnose", "FixKind"),
-     ("builder.design", "DType"), (CodeProblem.__module__, "CodeProblem")}
+     (DType.__module__, "DType"), (CodeProblem.__module__, "CodeProblem")}
 )  # fmt: skip
 MAX_DIMS = 16
 MAX_SIZE = 2**62

@@ -189,8 +189,10 @@ def test_forward_pass_fills_the_rendered_graph(page: Page):
     edges = wait_graph_edges(page, {"(2, 256)", "(2, 10)"})
     assert "?" not in edges
     assert "weight: <UninitializedParameter>" not in graph_texts(page, "node")
-    expect(page.get_by_text("(256, 20)").first).to_be_attached()  # a canvas grid: cells are hidden
-    expect(page.locator("[data-testid='stDataFrame']:visible").first).to_be_visible()
+    expect(page.get_by_text("(256, 20)").first).to_be_attached()  # the lazy panel: weight's shape after the run
+    table = page.locator("table.bt", has_text="output shape")  # the layer table, plain HTML: text in the page
+    expect(table.locator("td", has_text="(2, 256)").first).to_be_visible()
+    expect(table.locator("th[title]", has_text="FLOPs")).to_have_count(1)
     shot(page, "graph-01-after-run")
     if os.environ.get("BUILDER_UPDATE_SCREENSHOT") == "1":
         page.set_viewport_size({"width": 1500, "height": 1300})  # tall enough for the table and lazy panel
