@@ -165,3 +165,19 @@ def test_a_layer_set_by_a_base_class_the_paste_lacks_names_that_base() -> None:
     with pytest.raises(ImportFailed) as caught:
         import_code(code, model="Net")
     assert "Net derives from mylib.Backbone, which is not in the pasted code: paste its definition" in str(caught.value)
+
+
+def test_isinstance_and_attributes_in_init_are_answered_by_torch_for_layers_and_pasted_subclasses() -> None:
+    code = (
+        "import torch\nfrom torch import nn\n\n\nclass Wide(nn.Linear):\n    pass\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        probe, wide = nn.Conv1d(4, 6, 3), Wide(4, 4)\n"
+        "        width = probe.out_channels + probe.kernel_size[0] if isinstance(wide, nn.Linear) else 1\n"
+        "        if isinstance(probe, (nn.Linear, nn.BatchNorm1d)):\n            width = 100\n"
+        "        self.fc = nn.Linear(4, width)\n\n"
+        "    def forward(self, x):\n        return self.fc(x)\n\n\nmodel = Net()\nmodel(torch.randn(2, 4))\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    layer = import_code(code).design.layers[0]
+    assert (layer.type, layer.params["out_features"]) == ("Linear", namespace["model"].fc.out_features) == ("Linear", 9)

@@ -86,10 +86,27 @@ def is_instance(ev: Evaluator, node: ast.Call, args: list[Any]) -> bool:
     kinds = list(kinds) if isinstance(kinds, tuple | list) else [kinds]
     if not isinstance(value, Layer | Instance | Modules) or not all(isinstance(k, LayerType) for k in kinds):
         raise Refused(node, "isinstance() is read only for a layer of the model and torch.nn layer types")
-    if not isinstance(value, Layer):
-        return False  # a pasted class or a container is no catalog layer
-    actual = getattr(nn, value.spec.type, None)
-    return actual is not None and any(issubclass(actual, getattr(nn, k.name)) for k in kinds)
+    if isinstance(value, Modules):
+        return False  # an nn.Sequential or nn.ModuleList is no catalog layer
+    bases = _torch_bases(ev, node, value.cls) if isinstance(value, Instance) else [getattr(nn, value.spec.type, None)]
+    return any(base is not None and issubclass(base, getattr(nn, k.name)) for base in bases for k in kinds)
+
+
+def _torch_bases(ev: Evaluator, node: ast.AST, cls: str) -> list[type]:
+    """The torch.nn classes a pasted class derives from, through its pasted bases; refused when one is unknown."""
+    found: list[type] = []
+    current: str | None = cls
+    while current is not None:
+        pasted = ev.importer.classes[current]
+        for base in pasted.bases:
+            name = ev.importer._base_name(base) or ""
+            if name in ev.importer.classes:
+                continue
+            if not (name.startswith("torch.nn.") and hasattr(nn, name.rsplit(".", 1)[-1])):
+                raise Refused(node, f"isinstance() of {cls}, which derives from {name or 'a computed base'}")
+            found.append(getattr(nn, name.rsplit(".", 1)[-1]))
+        current = ev.base_of(current)
+    return found
 
 
 def has_attribute(node: ast.Call, args: list[Any]) -> bool:
