@@ -26,6 +26,7 @@ import streamlit.components.v1 as components
 from builder.design import has_blocks, run_count
 from builder.graph import OUTPUT_ID, node_id, render_graph
 from builder.render import DotNotFound, RenderError, layout_svg
+from ui.component_files import served_dir
 from ui.stack import SELECTED
 from ui.text import plain
 
@@ -53,7 +54,7 @@ NO_DOT = (
 )
 _VIEW_BOX = re.compile(r'viewBox="[-\d.]+ [-\d.]+ [\d.]+ ([\d.]+)"')
 
-_viewer = components.declare_component("graph_view", path=str(Path(__file__).parent / "graph_component"))
+_viewer = components.declare_component("graph_view", path=str(served_dir(Path(__file__).parent / "graph_component")))
 
 
 def node_layers(design: Design) -> dict[str, str]:
