@@ -19,12 +19,14 @@ from typing import Any
 
 import streamlit.components.v1 as components
 
+from ui.component_files import served_dir
+
 KEY = "model_dnd"  # the board's widget key: its value is the last event
 ACK = "model_dnd_ack"  # session state: the nonce of the last event the app handled
 MAX_TEXT = 200  # characters: longer ids, types or stack keys are not the board's
 MIN_HEIGHT, MAX_HEIGHT = 360, 600  # pixels: the board's height, fitted to the stacks between these
 
-_board = components.declare_component("model_dnd", path=str(Path(__file__).parent / "dnd_component"))
+_board = components.declare_component("model_dnd", path=str(served_dir(Path(__file__).parent / "dnd_component")))
 
 
 class Action(StrEnum):

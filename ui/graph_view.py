@@ -7,7 +7,8 @@ graph needs, and takes its colours from the app's theme. A click on a layer send
 
 The layer-by-layer animation plays in the viewer, on the final picture: nothing is laid out again per frame.
 Layers appear a few at a time, a block as one, in at most MAX_FRAMES frames lasting at most MAX_ANIMATION_SECONDS.
-A design with blocks can be drawn with each block collapsed to one node (on by default for big designs).
+A design with blocks can be drawn with each block collapsed to one node (on by default for big designs). When a
+run fails, the view moves to the failing layer, and a "Failing layer" button in its toolbar goes back to it.
 
 Without ``dot`` on the server, the graph falls back to ``st.graphviz_chart`` (Graphviz compiled to WebAssembly,
 run in the browser: seconds for a big design), drawn once, with a caption saying so.
@@ -26,6 +27,7 @@ import streamlit.components.v1 as components
 from builder.design import has_blocks, run_count
 from builder.graph import OUTPUT_ID, node_id, render_graph
 from builder.render import DotNotFound, RenderError, layout_svg
+from ui.component_files import served_dir
 from ui.stack import SELECTED
 from ui.text import plain
 
@@ -53,7 +55,7 @@ NO_DOT = (
 )
 _VIEW_BOX = re.compile(r'viewBox="[-\d.]+ [-\d.]+ [\d.]+ ([\d.]+)"')
 
-_viewer = components.declare_component("graph_view", path=str(Path(__file__).parent / "graph_component"))
+_viewer = components.declare_component("graph_view", path=str(served_dir(Path(__file__).parent / "graph_component")))
 
 
 def node_layers(design: Design) -> dict[str, str]:
@@ -96,6 +98,14 @@ def animation(design: Design) -> dict[str, Any]:
     return {"id": ss[ANIMATION], "frames": frames, "step_ms": round(step * 1000)}
 
 
+def failing_node(design: Design, trace: Trace | None) -> str | None:
+    """The node (a block's node or cluster) of the top-level entry the run failed at; the view goes to it."""
+    error = trace.error if trace is not None else None
+    if error is None or not 0 <= error.index < len(design.layers):
+        return None
+    return node_id(error.index)
+
+
 def frame_height(svg: str) -> int:
     """The viewer's height before it has measured itself: the graph at its natural size, within the bounds."""
     match = _VIEW_BOX.search(svg)
@@ -131,7 +141,7 @@ def graph_picture_ui(design: Design, trace: Trace | None, key: str) -> None:
     nothing."""
     svg = _laid_out(design, trace, depth=None)
     if svg is not None:
-        _viewer(svg=svg, layers=[], selected=None, animation=None, max_height=MAX_VIEW_HEIGHT, hint=HINT,
+        _viewer(svg=svg, layers=[], selected=None, animation=None, failing=None, max_height=MAX_VIEW_HEIGHT, hint=HINT,
                 height=frame_height(svg), key=key, default=None)  # fmt: skip
 
 
@@ -147,6 +157,7 @@ def graph_view_ui(design: Design, trace: Trace | None, animate: bool) -> None:
         layers=list(nodes),
         selected=next((node for node, layer_id in nodes.items() if layer_id == selected), None),
         animation=animation(design) if animate and design.layers else None,
+        failing=failing_node(design, trace),
         max_height=MAX_VIEW_HEIGHT,
         hint=HINT,
         height=frame_height(svg),

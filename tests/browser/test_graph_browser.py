@@ -7,6 +7,7 @@ Run: ``python -m pytest tests/browser/test_graph_browser.py``. Screenshots go to
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from playwright.sync_api import Frame, Page, expect
 
 from benchmarks.designs import conv_mlp_design
-from builder.design import design_from_dict
+from builder.design import design_from_dict, dump_design
 from builder.examples import load_example
 from builder.share import encode_design
 from ui.stack import stack_label
@@ -335,3 +336,30 @@ def test_the_view_inserts_the_svg_through_an_allowlist(page: Page):
     page.evaluate("() => window.postMessage({type: 'streamlit:render', args: {svg: '<svg><script>'}}, '*')")
     expect(page.locator("#status")).to_contain_text("could not be shown")
     assert page.locator("#canvas *").count() == 0, "what is not an SVG image is not shown"
+
+
+def test_a_failure_far_down_a_long_graph_is_brought_into_view_and_its_button_goes_back_to_it(page: Page):
+    design = conv_mlp_design()
+    data = json.loads(dump_design(design))
+    data["layers"][-1]["params"]["in_features"] += 1  # the last Linear no longer fits: layer 150 of 150 fails
+    frame = open_app(page, "?design=" + encode_design(design_from_dict(data)))
+    button = frame.get_by_role("button", name="Show the failing layer")
+    expect(button).to_be_hidden()
+    failing = f"layer-{len(design.layers) - 1}"
+
+    def failing_in_view() -> bool:
+        box, viewport = node(frame, failing).bounding_box(), frame.locator("#viewport").bounding_box()
+        assert box and viewport
+        return viewport["y"] <= box["y"] and box["y"] + box["height"] <= viewport["y"] + viewport["height"]
+
+    assert not failing_in_view(), "before the run the view shows the top of the graph"
+    click_run(page, "instant")
+    expect(page.locator("[data-testid='stAlert']").filter(has_text="in_features")).to_be_visible()
+    wait_idle(page)
+    expect(button).to_be_visible()
+    poll(failing_in_view, "the view went to the failing layer")
+    frame.get_by_role("button", name="Fit width").click()
+    assert not failing_in_view(), "fit width goes back to the top"
+    button.click()
+    poll(failing_in_view, "the button goes back to the failing layer")
+    shot(page, "graph-view-05-failing-layer")

@@ -36,6 +36,7 @@
   const help = document.getElementById("help");
   const zoomLevel = document.getElementById("zoom-level");
   const fullscreenButton = document.getElementById("fullscreen");
+  const failingButton = document.getElementById("to-failing");
 
   const view = { scale: 1, x: PAD, y: PAD };
   let graph = null; // {svg, width, height, nodes: Map(name -> g), edges: [{g, head}]}
@@ -47,6 +48,7 @@
   let animation = { id: null, timer: null };
   let lastHeight = 0;
   let problem = ""; // why the last SVG could not be shown
+  let failing = null; // the node (or block) of the layer the run failed at, shown by its button
 
   // ------------------------------------------------------------ Streamlit's component protocol
 
@@ -234,6 +236,25 @@
     return moved;
   }
 
+  // The view moves (zoomed in to at least the width's fit) so that the node is in its middle: a failing layer 140
+  // layers down a long graph is not left below the view.
+  function showNode(name) {
+    const g = graph && (graph.nodes.get(name) || graph.clusters.get(name));
+    if (!g) return false;
+    const size = viewSize();
+    const box = g.getBoundingClientRect();
+    const origin = canvas.getBoundingClientRect();
+    const scale = Math.max(view.scale, fitWidthScale(size.width));
+    const cx = (box.left + box.width / 2 - origin.left) / view.scale;
+    const cy = (box.top + box.height / 2 - origin.top) / view.scale;
+    view.scale = scale;
+    view.x = size.width / 2 - cx * scale;
+    view.y = size.height / 2 - cy * scale;
+    userMoved = true;
+    apply();
+    return true;
+  }
+
   // The view's height follows the graph (fitted to the width) up to a cap; a longer graph scrolls inside it.
   function resizeFrame() {
     if (document.fullscreenElement) return;
@@ -350,6 +371,10 @@
       refit();
     }
     markNodes();
+    const failed = typeof args.failing === "string" && graph && (graph.nodes.has(args.failing) || graph.clusters.has(args.failing)) ? args.failing : null;
+    failingButton.hidden = failed === null;
+    if (failed !== null && failed !== failing) showNode(failed); // a new failure: the view goes to it once
+    failing = failed;
     if (replay) {
       animation.id = spec.id;
       play(spec);
@@ -457,6 +482,7 @@
   zoomLevel.addEventListener("click", function () { if (graph) zoomCentered(1 / view.scale); });
   document.getElementById("fit-width").addEventListener("click", fitWidth);
   document.getElementById("fit-all").addEventListener("click", fitAll);
+  failingButton.addEventListener("click", function () { if (failing !== null) showNode(failing); });
 
   fullscreenButton.addEventListener("click", function () {
     if (document.fullscreenElement) document.exitFullscreen();
