@@ -67,3 +67,40 @@ def read_table(body: str) -> pd.DataFrame:
 def tables(at: AppTest) -> list[pd.DataFrame]:
     """Every HTML table on the page, in order."""
     return [read_table(element.value) for element in at.html if 'class="bt"' in element.value]
+
+
+class _StatsReader(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats: dict[str, tuple[str, str]] = {}
+        self._part: str | None = None
+        self._label, self._help, self._text = "", "", ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if found.get("class") in ("bt-stat-label", "bt-stat-value"):
+            self._part, self._text = found["class"], ""
+            if self._part == "bt-stat-label":
+                self._help = found.get("title") or ""
+
+    def handle_data(self, data: str) -> None:
+        if self._part is not None:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._part == "bt-stat-label":
+            self._label = self._text
+        elif self._part == "bt-stat-value":
+            self.stats[self._label] = (self._text, self._help)
+        self._part = None
+
+
+def stats(at: AppTest) -> dict[str, tuple[str, str]]:
+    """The page's rows of figures (``ui.tables.stats_html``): label -> (value, help)."""
+    found: dict[str, tuple[str, str]] = {}
+    for element in at.html:
+        if 'class="bt-stats"' in element.value:
+            reader = _StatsReader()
+            reader.feed(element.value)
+            found |= reader.stats
+    return found

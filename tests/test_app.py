@@ -20,7 +20,7 @@ from builder.export import ExportStyle, export_code
 from builder.inference import infer_shapes
 from builder.share import decode_design, encode_design
 from tests.board_events import board_stack, simulate_drop
-from tests.html_tables import tables
+from tests.html_tables import stats, tables
 from tests.page_text import graph_texts, shown
 
 TIMEOUT = 30
@@ -107,8 +107,7 @@ def test_forward_pass_fills_graph_table_and_lazy_panel(at):
     assert "in_features inferred = 20" in table["notes"][0]
     weight = lazy[lazy["parameter"] == "1 LazyLinear.weight"].iloc[0]
     assert (weight["before"], weight["after"]) == ("<UninitializedParameter>", "(256, 20)")
-    params = next(m for m in at.metric if m.label == "Parameters")
-    assert (params.value, params.proto.help) == ("7.9 K", "7,946 parameters")
+    assert stats(at)["Parameters"] == ("7.9 K", "7,946 parameters")
 
 
 def test_a_failing_run_keeps_every_layer_in_the_table_and_every_lazy_layer_in_its_panel():
@@ -135,8 +134,7 @@ def test_a_failing_run_keeps_every_layer_in_the_table_and_every_lazy_layer_in_it
         "3 LazyLinear.bias",
     ]
     assert list(lazy["after"])[2].startswith("not reached")
-    params = next(m for m in at.metric if m.label == "Parameters")
-    assert params.value == "5.5 K", "the layers built count: 5,376 + 80"
+    assert stats(at)["Parameters"][0] == "5.5 K", "the layers built count: 5,376 + 80"
 
 
 def test_the_table_names_layers_by_position_and_call_not_by_id_after_an_insert():
@@ -160,10 +158,10 @@ def test_the_table_names_layers_by_position_and_call_not_by_id_after_an_insert()
 
 def test_the_flops_metric_says_what_it_counts(at):
     run_forward(at)
-    flops = next(m for m in at.metric if m.label == "FLOPs")
-    assert flops.value == "30.7 K"
-    assert flops.proto.help.startswith("30,720 FLOPs.")
-    assert "matrix multiplications and convolutions" in flops.proto.help and "not counted" in flops.proto.help
+    value, help = stats(at)["FLOPs"]
+    assert value == "30.7 K"
+    assert help.startswith("30,720 FLOPs.")
+    assert "matrix multiplications and convolutions" in help and "not counted" in help
 
 
 def test_the_shortcuts_listener_is_on_the_page_and_its_help_lists_every_shortcut(at):

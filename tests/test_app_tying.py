@@ -6,6 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from builder.examples import load_example
 from builder.share import encode_design
+from tests.html_tables import stats
 from tests.page_text import shown
 from tests.test_app import button, design, frame_with, graph_source, open_app, run_forward
 
@@ -44,8 +45,7 @@ def test_reuse_this_layer_adds_a_shared_entry_that_counts_once_and_undoes():
 def test_the_tied_example_opens_with_its_reuse_drawn_and_selectable():
     at = open_app({"design": encode_design(load_example("d2l-tied-mlp"))})
     run_forward(at)
-    assert "Parameters" in [metric.label for metric in at.metric]
-    assert next(m for m in at.metric if m.label == "Parameters").value == "249"
+    assert stats(at)["Parameters"][0] == "249"
     at.button(key="select.layer-5").click().run()
     at.button(key="shared.select.layer-5").click().run()
     assert at.session_state["selected_layer"] == "layer-3"

@@ -71,7 +71,7 @@ def test_random_input_through_the_seed_mlp_shows_each_layers_values(at):
 
 
 def test_typed_values_like_the_books_run_with_their_own_shape(at):
-    at.radio(key="values.kind").set_value(InputKind.TYPED).run()
+    at.button_group(key="values.kind").set_value(InputKind.TYPED).run()
     assert at.text_input(key="values.text.float32").value == BOOK_INPUT
     assert any(c.startswith("Shape (5,)") for c in captions(at))
     run_values(at)
@@ -83,7 +83,7 @@ def test_typed_values_like_the_books_run_with_their_own_shape(at):
 
 
 def test_typed_text_that_is_not_numbers_is_explained_and_cannot_run(at):
-    at.radio(key="values.kind").set_value(InputKind.TYPED).run()
+    at.button_group(key="values.kind").set_value(InputKind.TYPED).run()
     at.text_input(key="values.text.float32").input("[1, 2, 'three']").run()
     assert any("three" in c and "is not a number" in c for c in captions(at))
     assert at.button(key="values.run").disabled
@@ -178,8 +178,8 @@ def test_formula_ui_shows_a_layers_formula_and_its_terms():
 
 def test_token_ids_for_an_embedding_design_are_typed_as_whole_numbers():
     at = open_app(load_example("text-lstm"))
-    kinds = at.radio(key="values.kind")
-    assert kinds.options == ["Random token ids (torch.randint)", "Typed values"]
+    kinds = at.button_group(key="values.kind")
+    assert [option.content for option in kinds.proto.options] == ["Random token ids (torch.randint)", "Typed values"]
     kinds.set_value(InputKind.TYPED).run()
     assert at.text_input(key="values.text.int64").value == "torch.tensor([[1, 5, 2, 7]])"
     run_values(at)

@@ -32,11 +32,12 @@ def totals_ui(trace: Trace, rows: list[dict]) -> None:
     params = sum(row["params"] or 0 for row in rows)
     unknown = sum(row["params"] is None for row in rows)
     untold = f" ({unknown} layers not counted: the run did not reach them)" if unknown else ""
-    output, params_col, flops, memory = st.columns(4)
-    output.metric("Output shape", format_shape(trace.output_shape))
-    params_col.metric("Parameters", compact(params, decimals=1), help=f"{params:,} parameters{untold}")
-    flops.metric("FLOPs", compact(trace.total_flops, decimals=1), help=f"{trace.total_flops:,} FLOPs. {FLOPS_HELP}")
-    memory.metric("Param. memory", f"{trace.param_bytes / 1e6:.2f} MB", help="Parameter memory: their bytes")
+    tables.stats_ui([
+        tables.Stat("Output shape", format_shape(trace.output_shape)),
+        tables.Stat("Parameters", compact(params, decimals=1), f"{params:,} parameters{untold}"),
+        tables.Stat("FLOPs", compact(trace.total_flops, decimals=1), f"{trace.total_flops:,} FLOPs. {FLOPS_HELP}"),
+        tables.Stat("Param. memory", f"{trace.param_bytes / 1e6:.2f} MB", "Parameter memory: their bytes"),
+    ])  # fmt: skip
 
 
 def built_trace(design: Design, trace: Trace) -> Trace | None:

@@ -83,7 +83,9 @@ def input_ui(design: Design) -> ValueInput | None:
     dtype = design.input.dtype
     kinds = [InputKind.RANDN, InputKind.TYPED] if dtype is DType.INT64 else list(InputKind)
     kind_col, seed_col = st.columns([3, 1])
-    kind = kind_col.radio("Input", kinds, key="values.kind", format_func=_kind_label(dtype), horizontal=True)
+    kind = kind_col.segmented_control(  # not st.radio: its code would delay a new visitor's page (ui.tables)
+        "Input", kinds, key="values.kind", format_func=_kind_label(dtype), default=kinds[0]
+    )
     seed = seed_col.number_input(
         "Seed", min_value=0, max_value=MAX_SEED, value=0, step=1, key="values.seed", help=SEED_HELP
     )

@@ -401,7 +401,7 @@ def test_lenet_from_an_empty_stack_by_dragging_only_in_about_forty_actions(page:
     assert [(layer.type, layer.params) for layer in built.layers] == [
         (layer.type, layer.params) for layer in LENET.layers
     ], "the book's LeNet, argument for argument"
-    expect(page.locator("[data-testid='stMetricValue']").filter(has_text="61.7 K")).to_be_visible()
+    expect(page.locator(".bt-stat-value").filter(has_text="61.7 K")).to_be_visible()
     shot(page, "dnd-08-lenet-by-dragging")
     assert act.count <= 40, f"{act.count} actions"
     print(f"LeNet from an empty stack: {act.count} actions")

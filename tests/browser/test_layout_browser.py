@@ -19,13 +19,13 @@ from builder.share import encode_design
 pytestmark = pytest.mark.browser
 GRAPH_FRAME = "iframe[title='ui.graph_view.graph_view']"
 
-# Streamlit's text that may be cut: button and widget labels, metric labels and values, segmented-control options.
+# Streamlit's text that may be cut: button and widget labels, the totals' labels and values, segmented-control options.
 TEXT = ", ".join(
     [
         "[data-testid='stMain'] button p",
         "[data-testid='stMain'] [data-testid='stWidgetLabel'] p",
-        "[data-testid='stMain'] [data-testid='stMetricLabel'] p",
-        "[data-testid='stMain'] [data-testid='stMetricValue'] div",
+        "[data-testid='stMain'] .bt-stat-label",
+        "[data-testid='stMain'] .bt-stat-value",
         "[data-testid='stMain'] [data-testid='stHeading'] h1",
         "[data-testid='stMain'] [data-testid='stSelectbox'] [data-baseweb='select'] div[value]",
     ]
@@ -52,7 +52,7 @@ def test_the_build_page_shows_every_label_whole(page: Page, width: int, height: 
     page.get_by_role("button", name="Run dummy forward pass").click()
     wait_idle(page)
     expect(page.get_by_text("every layer ran")).to_be_visible(timeout=30_000)
-    expect(page.locator("[data-testid='stMetricValue']").first).to_be_visible()
+    expect(page.locator(".bt-stat-value").first).to_be_visible()
     page.wait_for_timeout(500)
     assert page.evaluate(CUT, TEXT) == [], "text cut off at this size"
     graph = page.frame_locator(GRAPH_FRAME)
