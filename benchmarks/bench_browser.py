@@ -88,6 +88,13 @@ GRAPH_STATE_JS = """
   return {texts, nodes, animating};
 }
 """
+GRAPH_HAS_JS = f"""
+([text, nodes]) => {{
+  const state = ({GRAPH_STATE_JS})();
+  return text ? !state.animating && state.texts.some(t => t.includes(text)) : state.nodes >= nodes;
+}}
+"""
+
 # The items of the board's stacks (ui/dnd_component, the project's own drag-and-drop board; same-origin frame).
 STACK_ITEMS_JS = """
 () => {
@@ -173,31 +180,14 @@ def launch(playwright) -> Browser:
 # ---------------------------------------------------------------- what the page shows
 
 
-def graph_state(page: Page) -> dict:
-    return page.evaluate(GRAPH_STATE_JS)
-
-
-def wait_until(page: Page, done: Callable[[], bool], what: str) -> None:
-    """Poll the page every few milliseconds (the measured steps last hundreds of them)."""
-    deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
-    while not done():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        page.wait_for_timeout(10)
-
-
 def wait_graph_text(page: Page, text: str) -> None:
-    """Until ``text`` is shown in the graph, and the animation (if any) has ended."""
-
-    def shown() -> bool:
-        state = graph_state(page)
-        return not state["animating"] and any(text in t for t in state["texts"])
-
-    wait_until(page, shown, f"{text!r} in the graph")
+    """Until ``text`` is shown in the graph, and the animation (if any) has ended: checked in the page on every
+    animation frame (an outside poll every 10 ms would take the main thread from the page being timed)."""
+    page.wait_for_function(GRAPH_HAS_JS, arg=[text, 0], polling="raf", timeout=STEP_TIMEOUT_MS)
 
 
 def wait_graph_nodes(page: Page, count: int) -> None:
-    wait_until(page, lambda: graph_state(page)["nodes"] >= count, f"{count} nodes in the graph")
+    page.wait_for_function(GRAPH_HAS_JS, arg=["", count], polling="raf", timeout=STEP_TIMEOUT_MS)
 
 
 def open_page(page: Page, url: str, nodes: int) -> None:
@@ -385,14 +375,6 @@ async def _async_wait(page: AsyncPage, done: str, arg: object, limit: float) -> 
         if time.monotonic() > deadline:
             raise TimeoutError(done)
         await page.wait_for_timeout(100)
-
-
-GRAPH_HAS_JS = f"""
-([text, nodes]) => {{
-  const state = ({GRAPH_STATE_JS})();
-  return text ? !state.animating && state.texts.some(t => t.includes(text)) : state.nodes >= nodes;
-}}
-"""
 
 
 async def _session(playwright, link: str, nodes: int, result: str, start: asyncio.Event) -> float | None:
