@@ -45,6 +45,13 @@ class Stat(NamedTuple):
     help: str = ""
 
 
+def style_ui() -> None:
+    """The tables' stylesheet: a style-only ``st.html`` goes to the page's event container, the same text on
+    every run, so a rerun that changes a table's rows does not insert the stylesheet again (a style recalculation
+    of the whole page)."""
+    st.html(STYLE)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -88,7 +95,7 @@ def table_html(
     head = "".join(header(column) for column in columns)
     body = "".join("<tr>" + "".join(cell(row, column) for column in columns) + "</tr>" for row in rows)
     return (
-        f'{STYLE}<div class="bt-box" style="--bt-height: {int(max_height)}px">'
+        f'<div class="bt-box" style="--bt-height: {int(max_height)}px">'
         f'<table class="bt"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
     )
 
@@ -96,6 +103,7 @@ def table_html(
 def table_ui(rows: Sequence[Mapping[str, Any]], help: Mapping[str, str] | None = None) -> None:
     """Show the rows as a table (see ``table_html``)."""
     if rows:
+        style_ui()
         st.html(table_html(rows, help))
 
 
@@ -109,9 +117,10 @@ def stats_html(stats: Sequence[Stat]) -> str:
             f'<div class="bt-stat-value">{html.escape(stat.value)}</div></div>'
         )
 
-    return f'{STYLE}<div class="bt-stats">{"".join(one(stat) for stat in stats)}</div>'
+    return f'<div class="bt-stats">{"".join(one(stat) for stat in stats)}</div>'
 
 
 def stats_ui(stats: Sequence[Stat]) -> None:
     """Show a row of figures (see ``stats_html``)."""
+    style_ui()
     st.html(stats_html(stats))
