@@ -53,7 +53,9 @@ def test_tie_a_layer_then_feed_another_input(page: Page) -> None:
     wait_idle(page)
     click(page, "Run dummy forward pass")
     # layer-3 first ran on (2, 256); its reuse gets (2, 10): tying needs equal shapes
-    expect(page.get_by_text(re.compile(r"tying reuses the very same weights"))).to_be_visible()
+    error = page.locator("[data-testid='stAlert']").filter(has_text=re.compile(r"tying reuses the very same weights"))
+    expect(error).to_be_visible()
+    expect(page.locator("table.bt td").filter(has_text="tying reuses the very same weights")).to_have_count(1)
     page.screenshot(path=str(ARTIFACTS / "tying.png"), full_page=True)
     click(page, "Undo")
     expect(page.get_by_role("button", name="4 · shares layer-3", exact=True)).to_have_count(0)
