@@ -468,3 +468,24 @@ def test_every_kind_of_example_runs_on_the_build_page(name):
     run_forward(at)
     assert not at.error, at.error[0].value
     assert frame_with(at, "output shape")["output shape"].iloc[-1] != "?"
+
+
+# Elements whose browser code is heavy (st.dataframe's grid and Arrow: 1.2 MB; st.metric's number formatting;
+# st.radio; st.code's highlighter: 1.5 MB): a new visitor's page waits for every element's code before its
+# components' frames appear, so the Build page shows none of them until the user asks (README, Performance).
+HEAVY_ON_FIRST_PAINT = {"arrow_data_frame", "dataframe", "metric", "radio", "code"}
+
+
+def _element_types(node) -> set[str]:
+    found = {getattr(node, "type", "")}
+    for child in getattr(node, "children", {}).values():
+        found |= _element_types(child)
+    return found
+
+
+@pytest.mark.parametrize("example", ["d2l-mlp", "lenet", "resnet18"])
+def test_a_new_visitors_build_page_and_its_run_hold_no_heavy_element(example: str):
+    at = open_app({"design": encode_design(load_example(example))})
+    assert not _element_types(at._tree) & HEAVY_ON_FIRST_PAINT
+    run_forward(at)
+    assert not _element_types(at._tree) & HEAVY_ON_FIRST_PAINT, "nor after a run"
