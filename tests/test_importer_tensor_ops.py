@@ -240,3 +240,25 @@ def test_the_books_recurrent_models_import_as_the_code_builds_them(rnn: str) -> 
     trace = infer_shapes(result.design)
     assert trace.ok and trace.output_shape == tuple(expected)
     assert trace.total_params == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("init", "line", "noted"),
+    [
+        ("        self.p = nn.Parameter(torch.zeros(4))\n", "x + self.p", False),
+        ("        self.p = nn.Parameter(torch.randn(4))\n", "x + self.p", True),
+        ("        self.p = nn.Parameter(torch.empty(4).normal_(std=0.02))\n", "x + self.p", True),
+        ("        self.g = nn.Parameter(1e-6 * torch.ones(4))\n", "self.g * x", False),
+        ("        self.g = nn.Parameter(torch.rand(4))\n", "x * self.g", True),
+    ],
+)
+def test_a_learned_tensor_the_code_starts_elsewhere_than_its_layer_is_said(init: str, line: str, noted: bool) -> None:
+    result = import_code(_forward(line, init))
+    said = [note for note in result.notes if "not starting values" in note.message]
+    assert len(said) == int(noted) and all(note.severity == "info" for note in said)
+
+
+def test_the_class_token_and_position_embedding_say_where_the_code_starts_them() -> None:
+    vit = VIT.replace("torch.zeros(1, 1, hidden_dim)", "torch.randn(1, 1, hidden_dim)")
+    said = sorted(note.message.split(" ")[0] for note in import_code(vit).notes if "not starting" in note.message)
+    assert said == ["AddParameter", "PrependToken"]  # normal_(std=0.02) and randn; torch.zeros would say nothing

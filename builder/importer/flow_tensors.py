@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from builder.design import Design, InputSpec, LayerSpec
 from builder.importer.literals import Scope
-from builder.importer.tensor_ops import learned_tensor, parameter_layer, subscript_layer
+from builder.importer.tensor_ops import learned_tensor, parameter_layer, start_note, subscript_layer
 from builder.importer.values import Learned, Opaque, Refused, Size, Tensor
 
 if TYPE_CHECKING:
@@ -71,6 +71,9 @@ def _once(ev: Evaluator, value: Learned, layer: LayerSpec, node: ast.AST) -> Lay
     if id(value) in ev.used:
         raise Refused(node, "a learned tensor used a second time would be a second parameter in the design")
     ev.used.add(id(value))
+    note = start_note(layer, value.tensor)
+    if note is not None:
+        ev.importer.info(node, note)
     return layer
 
 

@@ -22,6 +22,7 @@ from builder.importer.tensor_ops import (
     one_hot_layer,
     parameter_layer,
     reshape_layer,
+    start_note,
     subscript_layer,
     token_of,
 )
@@ -149,6 +150,9 @@ class _ForwardReader:
                 layer = LayerSpec(type="MulConstant", params={"factor": factor})
             if layer is not None:
                 held = name.removeprefix("self.") if learned is not None else None
+                note = start_note(layer, learned) if learned is not None else None
+                if note is not None:
+                    self.importer.info(node, note)
                 return [*self.chain(tensor, False), _Step(node, layer=layer, tensor=self.holding(node, held, layer))]
         raise Unsupported(
             node,
@@ -204,6 +208,9 @@ class _ForwardReader:
             found = token_of(node, self.live, self.tokens, self.aux, self.info.parameters)
             if found is not None:
                 layer, held = found
+                note = start_note(layer, self.info.parameters[held])
+                if note is not None:
+                    self.importer.info(node, note)
                 return [_Step(node, layer=layer, tensor=self.holding(node, held, layer))]
         if isinstance(func, ast.Attribute) and func.attr in TENSOR_METHODS and self._on_tensor(func.value):
             return self.method_call(node, func.attr, first_output)

@@ -237,6 +237,24 @@ def parameter_layer(op: ast.operator, tensor: LearnedTensor) -> LayerSpec | None
     return None
 
 
+# Where each layer holding a learned tensor starts it (builder/tensor_ops.py): MulParameter at its init.
+STARTS: dict[str, float] = {"AddParameter": 0.0, "PrependToken": 0.0, "MulParameter": 1.0}
+
+
+def start_note(layer: LayerSpec, tensor: LearnedTensor) -> str | None:
+    """What to tell when the code starts its learned tensor elsewhere than the layer will (random, or another
+    value): the design keeps the layer and its shape; starting values, as every layer's initialization, are not
+    part of it."""
+    start = float(layer.params.get("init", STARTS.get(layer.type, 0.0)))
+    if tensor.fill is not None and tensor.fill == start:
+        return None
+    code = "random values" if tensor.fill is None else f"{tensor.fill:g}"
+    return (
+        f"{layer.type} starts its learned tensor at {start:g} where the code starts it at {code}: the design keeps "
+        "the layer and its shape, not starting values (as for every layer's initialization)"
+    )
+
+
 def constant_factor(node: ast.expr, scope: Scope) -> float | None:
     """A literal number a tensor is multiplied by."""
     try:
