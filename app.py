@@ -26,6 +26,7 @@ from ui import (
     stack,
     stack_buttons,
     state,
+    tables,
     values,
 )
 from ui.text import plain
@@ -154,6 +155,7 @@ def name_ui(design: Design) -> None:
 
 def main() -> None:
     frame.start()
+    tables.style_ui()  # once a run, for the page's HTML tables and totals
     stack.consume_drop()
     graph_view.consume_click(state.current())
     design = state.current()

@@ -264,14 +264,7 @@ FIRST_PAINT_MARKS_JS = """
 })();
 """
 # The first paint is done when the stack's items and the graph are both drawn (step 5's end).
-FIRST_PAINT_DONE_JS = f"""
-() => {{
-  const frames = ({STACK_ITEMS_JS})();
-  const view = document.querySelector("iframe[title$='graph_view']");
-  const doc = view && view.contentDocument;
-  return frames > 0 && doc && doc.querySelectorAll("#canvas svg g.node").length >= 5;
-}}
-"""
+FIRST_PAINT_DONE_JS = f"""() => ({STACK_ITEMS_JS})() > 0 && ({GRAPH_HAS_JS})(["", 5])"""
 
 
 def first_paint(page: Page, url: str) -> None:

@@ -46,9 +46,9 @@ class Stat(NamedTuple):
 
 
 def style_ui() -> None:
-    """The tables' stylesheet: a style-only ``st.html`` goes to the page's event container, the same text on
-    every run, so a rerun that changes a table's rows does not insert the stylesheet again (a style recalculation
-    of the whole page)."""
+    """The tables' stylesheet, which a page showing them writes once a run: a style-only ``st.html`` goes to the
+    page's event container, the same text on every run, so a rerun that changes a table's rows does not insert the
+    stylesheet again (a style recalculation of the whole page)."""
     st.html(STYLE)
 
 
@@ -101,9 +101,8 @@ def table_html(
 
 
 def table_ui(rows: Sequence[Mapping[str, Any]], help: Mapping[str, str] | None = None) -> None:
-    """Show the rows as a table (see ``table_html``)."""
+    """Show the rows as a table (see ``table_html``; the page writes ``style_ui`` once)."""
     if rows:
-        style_ui()
         st.html(table_html(rows, help))
 
 
@@ -121,6 +120,5 @@ def stats_html(stats: Sequence[Stat]) -> str:
 
 
 def stats_ui(stats: Sequence[Stat]) -> None:
-    """Show a row of figures (see ``stats_html``)."""
-    style_ui()
+    """Show a row of figures (see ``stats_html``; the page writes ``style_ui`` once)."""
     st.html(stats_html(stats))

@@ -238,8 +238,12 @@
 
   // The view moves (zoomed in to at least the width's fit) so that the node is in its middle: a failing layer 140
   // layers down a long graph is not left below the view.
+  function shapeOf(name) {
+    return (graph && (graph.nodes.get(name) || graph.clusters.get(name))) || null;
+  }
+
   function showNode(name) {
-    const g = graph && (graph.nodes.get(name) || graph.clusters.get(name));
+    const g = shapeOf(name);
     if (!g) return false;
     const size = viewSize();
     const box = g.getBoundingClientRect();
@@ -371,7 +375,7 @@
       refit();
     }
     markNodes();
-    const failed = typeof args.failing === "string" && graph && (graph.nodes.has(args.failing) || graph.clusters.has(args.failing)) ? args.failing : null;
+    const failed = typeof args.failing === "string" && shapeOf(args.failing) ? args.failing : null;
     failingButton.hidden = failed === null;
     if (failed !== null && failed !== failing) showNode(failed); // a new failure: the view goes to it once
     failing = failed;
