@@ -489,3 +489,21 @@ def test_a_new_visitors_build_page_and_its_run_hold_no_heavy_element(example: st
     assert not _element_types(at._tree) & HEAVY_ON_FIRST_PAINT
     run_forward(at)
     assert not _element_types(at._tree) & HEAVY_ON_FIRST_PAINT, "nor after a run"
+
+
+@pytest.mark.parametrize(
+    "label",
+    ['<img src=x onerror="alert(1)">', "</td></tr></table><script>alert(1)</script>", "</style><b>bold</b>", "a & b"],
+)
+def test_a_hostile_label_reaches_the_layer_table_only_as_text(label: str):
+    layer = {"type": "Linear", "label": label, "params": {"in_features": 4, "out_features": 2}}
+    design = design_from_dict({"input": {"shape": [2, 4]}, "layers": [layer]})
+    at = open_app({"design": encode_design(design)})
+    run_forward(at)
+    body = next(
+        element.value for element in at.html if 'class="bt"' in element.value and "output shape" in element.value
+    )
+    assert "<img" not in body and "<script" not in body and "<b>" not in body and "</style" not in body
+    assert frame_with(at, "output shape")["layer"][0] == f"{label}: Linear(4, 2)", (
+        "shown whole, character for character"
+    )
